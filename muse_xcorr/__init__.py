@@ -1,0 +1,25 @@
+"""muse_xcorr: redshifts with honest uncertainties from MUSE cubes.
+
+The normalised cross-correlation of every spaxel with a template over a
+redshift grid, as batched matrix products in TensorFlow, with the error on
+the correlation propagated from the data's variance.
+
+Public names: `MuseCube`, `MuseSpectrum`, `Template`, `zgrid`, `Correlator`,
+`Redshift`, and the subpackages `datasets`, `flags`, `io`.
+"""
+try:
+    from importlib.metadata import version as _version, PackageNotFoundError
+    __version__ = _version("muse_xcorr")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+from .grid import zgrid  # noqa: E402
+from .spectra import MuseCube, MuseSpectrum  # noqa: E402
+from .templates import Template  # noqa: E402
+from .correlate import Correlator  # noqa: E402
+from .result import Redshift  # noqa: E402
+from .flags import Flag  # noqa: E402
+from . import datasets, flags, io  # noqa: E402,F401
+
+__all__ = ["MuseCube", "MuseSpectrum", "Template", "zgrid", "Correlator", "Redshift", "Flag",
+           "datasets", "flags", "io", "__version__"]

@@ -1,0 +1,34 @@
+"""Test configuration: the pytest-astropy header, and the path to ../shared/data."""
+import os
+import pathlib
+
+import pytest
+
+try:
+    from pytest_astropy_header.display import PYTEST_HEADER_MODULES, TESTED_VERSIONS
+except ImportError:  # pragma: no cover
+    PYTEST_HEADER_MODULES, TESTED_VERSIONS = {}, {}
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_configure(config):
+    config.option.astropy_header = True
+    PYTEST_HEADER_MODULES.clear()
+    for name in ("NumPy", "SciPy", "Astropy", "specutils", "tensorflow"):
+        PYTEST_HEADER_MODULES[name] = name.lower() if name != "NumPy" else "numpy"
+    from muse_xcorr import __version__
+    TESTED_VERSIONS["muse_xcorr"] = __version__
+
+
+#: Where the project's shared test data lives (beside the checkout); users do not have it.
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data():
+    """Path to ../shared/data, or skip the test with a reason when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared test data not found at {SHARED_DATA} (only in the project's "
+                    "development checkout and CI)")
+    return SHARED_DATA

@@ -1,0 +1,416 @@
+"""The Correlator: cross-correlate spectra with a template over a redshift grid.
+
+How a batch of spectra is processed (science.md sections 1, 1b, 2):
+
+1. **Working space.** Masked and non-finite pixels are set to zero and drop
+   out of every sum. In ``"uniform"`` weighting each spectrum d is divided by
+   its norm ||d|| (over its valid pixels), so the hot-path matrix product
+   never sees the data's physical scale (a float32 product of fluxes in cgs
+   units would underflow). In ``"inverse_variance"`` weighting the weights
+   w = 1/variance are rescaled to a maximum of 1 per spectrum (f is invariant
+   under that scale) and the spectrum is whitened the same way.
+2. **Search.** f over the whole grid: one matrix product for the numerator,
+   and the template norms ``sum_j m_j T_jk^2``: exact per-spectrum masks, with
+   spectra grouped by their validity pattern so that a cube whose spaxels
+   share a mask pays one row of that product (uniform); inverse-variance
+   weighting needs the full ``w @ T^2`` product anyway. The peak and the best
+   secondary peak are found on the device.
+3. **Window.** f and its (co)variance are recomputed in float64 at the peak
+   and its two neighbours from gathered template columns, the argmax is
+   confirmed in float64 (moving the window if float32 had picked a
+   neighbour), and z_best is refined by the parabola through the three
+   samples. So the reported numbers do not depend on the hot-path dtype.
+"""
+import numpy as np
+import astropy.units as u
+from astropy.constants import c as speed_of_light
+
+from . import _tf_backend
+from .flags import Flag
+from .grid import as_zgrid
+from .spectra import MuseCube, MuseSpectrum, _SpectralData
+from .templates import Template
+
+__all__ = ["Correlator", "WEIGHTINGS"]
+
+#: The weightings the correlator knows.
+WEIGHTINGS = ("uniform", "inverse_variance")
+
+
+def as_spectral_data(data):
+    """A `MuseSpectrum` or `MuseCube` from what users pass to :meth:`Correlator.correlate`."""
+    if isinstance(data, _SpectralData):
+        return data
+    try:
+        from specutils import Spectrum
+    except ImportError:  # pragma: no cover - specutils is a dependency
+        Spectrum = ()
+    if isinstance(data, Spectrum):
+        cls = MuseSpectrum if data.flux.ndim == 1 else MuseCube
+        return cls.from_spectrum(data)
+    raise TypeError(f"cannot correlate a {type(data).__name__}: pass a MuseCube, a "
+                    "MuseSpectrum or a specutils Spectrum")
+
+
+def parabola_vertex(x, y):
+    """Vertex abscissa of the parabola through three points, per row.
+
+    Parameters
+    ----------
+    x, y : ndarray, shape (..., 3)
+        Abscissae (any spacing) and ordinates.
+
+    Returns
+    -------
+    vertex : ndarray, shape (...)
+        NaN where the three points are collinear or the parabola opens upwards.
+    """
+    x0, x1, x2 = x[..., 0], x[..., 1], x[..., 2]
+    y0, y1, y2 = y[..., 0], y[..., 1], y[..., 2]
+    a, b = x1 - x0, x1 - x2
+    numerator = a * a * (y1 - y2) - b * b * (y1 - y0)
+    denominator = a * (y1 - y2) - b * (y1 - y0)
+    # concave (a maximum) when the middle point lies above the chord
+    chord = y0 + (y2 - y0) * (x1 - x0) / (x2 - x0)
+    ok = (denominator != 0) & (y1 > chord)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, x1 - 0.5 * numerator / np.where(ok, denominator, 1.0), np.nan)
+
+
+class _Working:
+    """One batch in the working spaces of the search (scaled) and the window (float64)."""
+
+    def __init__(self, batch, weighting, min_pixels, full_sigma):
+        d, v, valid = batch.flux, batch.variance, batch.valid
+        self.n_valid = valid.sum(axis=1)
+        self.bad_variance = batch.bad_variance
+        self.valid = valid
+        self.full_sigma_terms = None
+        if weighting == "uniform":
+            norm2 = np.einsum("ij,ij->i", d, d)
+            self.window_data, self.window_variance = d, v
+            self.window_scale = valid.astype(float)
+            self.n_variance_terms = np.einsum("ij,ij->i", v, v)
+        else:
+            w = np.zeros_like(v)
+            np.divide(1.0, v, out=w, where=valid)
+            norm2 = np.einsum("ij,ij,ij->i", w, d, d)
+            sqrt_w = np.sqrt(w)
+            self.window_data, self.window_variance = d * sqrt_w, valid.astype(float)
+            self.window_scale = sqrt_w
+            self.n_variance_terms = self.n_valid.astype(float)
+        self.norm2 = norm2
+        self.skipped = (self.n_valid < max(min_pixels, 1)) | ~(norm2 > 0)
+        safe_norm = np.sqrt(np.where(self.skipped, 1.0, norm2))
+        if weighting == "uniform":
+            self.search_data = np.where(self.skipped[:, None], 0.0, d / safe_norm[:, None])
+            keys = np.packbits(valid & ~self.skipped[:, None], axis=1)
+            unique_keys, inverse = np.unique(keys, axis=0, return_inverse=True)
+            self.unique_weights = np.unpackbits(unique_keys, axis=1,
+                                                count=valid.shape[1]).astype(float)
+            self.inverse = inverse.ravel().astype(np.int32)
+            self.norm_weights = None
+            if full_sigma:
+                v_hat = v / (safe_norm ** 2)[:, None]
+                d_hat = self.search_data
+                self.full_sigma_terms = {
+                    "variance": v_hat, "data_variance": v_hat * d_hat,
+                    "r": np.einsum("ij,ij,ij->i", v_hat, d_hat, d_hat),
+                    "s2": np.einsum("ij,ij->i", v_hat, v_hat)}
+        else:
+            w_max = w.max(axis=1, initial=0.0)
+            w_tilde = w / np.where(w_max > 0, w_max, 1.0)[:, None]
+            tilde_norm = np.sqrt(np.einsum("ij,ij,ij->i", w_tilde, d, d))
+            tilde_norm = np.where(self.skipped | ~(tilde_norm > 0), 1.0, tilde_norm)
+            self.search_data = np.where(self.skipped[:, None], 0.0,
+                                        w_tilde * d / tilde_norm[:, None])
+            self.norm_weights = np.where(self.skipped[:, None], 0.0, w_tilde)
+            self.unique_weights = self.inverse = None
+
+
+class Correlator:
+    """Normalised cross-correlation of spectra with a template over a redshift grid.
+
+    Configure it once, then call :meth:`correlate` on a cube or a spectrum.
+
+    Parameters
+    ----------
+    template : `~muse_xcorr.Template`
+        The noiseless rest-frame template.
+    z : array_like
+        The redshift grid, e.g. from :func:`~muse_xcorr.zgrid`: increasing,
+        at least three values.
+    weighting : {"uniform", "inverse_variance"}
+        ``"uniform"``: the plain normalised correlation
+        f = sum(S T) / sqrt(sum S^2 sum T^2). ``"inverse_variance"``: the
+        same on spectra whitened by their error, whose maximum is the
+        maximum-likelihood redshift (chi2_min = ||d||_w^2 (1 - f^2)); it
+        down-weights sky-line residuals. Default ``"uniform"``.
+    batch_size : int
+        Spectra per matrix product; memory grows as batch_size x n_z (and
+        batch_size x n_pixel), never with the size of the cube.
+    dtype : {"float32", "float64"}
+        Precision of the full-grid search. The reported f_best, sigma_f_best
+        and z_best are always recomputed in float64 (see the module notes).
+    sigma_correction : bool
+        Apply the second-order correction to sigma_f (science.md section 1b).
+        Without it sigma_f is up to sqrt(2) too large when f is near 1.
+    keep_ccf : bool
+        Keep f(z) and sigma_f(z) over the whole grid for every spectrum
+        (n_spectra x n_z each, float64 from the hot-path dtype). Otherwise
+        :meth:`Redshift.ccf` recomputes one spectrum's curve on demand.
+    exclusion : `~astropy.units.Quantity`
+        Velocity half-width around the best peak inside which no secondary
+        peak is sought. Default 1000 km/s.
+    min_pixels : int
+        Spectra with fewer valid pixels are skipped and flagged FEW_PIXELS.
+    min_coverage : float
+        Flag LOW_COVERAGE when, at z_best, the template covers less than this
+        fraction of the valid pixels. Default 0.5.
+
+    Examples
+    --------
+    >>> from muse_xcorr import Correlator, zgrid, datasets
+    >>> cube, truth = datasets.make_cube(shape=(3, 4), seed=1)
+    >>> result = Correlator(datasets.make_template(), zgrid(0.2, 0.8, 2e-4)).correlate(
+    ...     cube, progress=False)
+    >>> bool(abs(result.z_best - truth["z"]).max() < 1e-3)
+    True
+    """
+
+    def __init__(self, template, z, *, weighting="uniform", batch_size=1024, dtype="float32",
+                 sigma_correction=True, keep_ccf=False, exclusion=1000 * u.km / u.s,
+                 min_pixels=10, min_coverage=0.5):
+        if not isinstance(template, Template):
+            raise TypeError(f"template must be a muse_xcorr.Template, got "
+                            f"{type(template).__name__} (see Template.read / from_spectrum)")
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        if str(dtype) not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        if int(batch_size) < 1:
+            raise ValueError("batch_size must be a positive integer")
+        self.template = template
+        self.z = as_zgrid(z)
+        self.weighting = weighting
+        self.batch_size = int(batch_size)
+        self.dtype = str(dtype)
+        self.sigma_correction = bool(sigma_correction)
+        self.keep_ccf = bool(keep_ccf)
+        self.exclusion = u.Quantity(exclusion, u.km / u.s)
+        self.min_pixels = int(min_pixels)
+        self.min_coverage = float(min_coverage)
+        self._operators = {}
+
+    def __repr__(self):
+        return (f"<Correlator {self.template!r}, {self.z.size} redshifts "
+                f"{self.z[0]:.4f}-{self.z[-1]:.4f}, weighting={self.weighting!r}, "
+                f"dtype={self.dtype}>")
+
+    # ------------------------------------------------------------------ set-up
+    def _operator(self, data):
+        """The template matrix on the data's grid (cached per grid and medium)."""
+        wave = data.spectral_axis
+        key = (wave.value.tobytes(), data.medium)
+        if key not in self._operators:
+            matrix = self.template.matrix(wave, self.z, medium=data.medium)
+            first, stop = self.template.coverage(wave, self.z, medium=data.medium)
+            if not np.any(stop > first) or not np.any(matrix):
+                rest = self.template.wavelength
+                raise ValueError(
+                    f"the template ({rest[0].value:.0f}-{rest[-1].value:.0f} A rest) covers "
+                    f"no observed wavelength ({wave[0].value:.0f}-{wave[-1].value:.0f} A) at "
+                    f"any redshift of the grid ({self.z[0]:.4f}-{self.z[-1]:.4f})")
+            matrix = matrix / np.abs(matrix).max()
+            operator = _tf_backend.TemplateOperator(matrix, np.log1p(self.z), self.dtype)
+            self._operators = {key: (operator, first, stop)}
+        return self._operators[key]
+
+    # ------------------------------------------------------------------ public
+    def correlate(self, data, *, progress=True):
+        """Correlate every spectrum of ``data`` with the template.
+
+        Parameters
+        ----------
+        data : `~muse_xcorr.MuseCube`, `~muse_xcorr.MuseSpectrum` or `~specutils.Spectrum`
+            A specutils spectrum must state its medium (WCS CTYPE or
+            ``meta['medium']``) and carry an uncertainty.
+        progress : bool
+            Show a progress bar (tqdm) over the spectra.
+
+        Returns
+        -------
+        result : `~muse_xcorr.Redshift`
+        """
+        from .result import Redshift
+
+        data = as_spectral_data(data)
+        operator, first, stop = self._operator(data)
+        n = data.n_spectra
+        maps = {}
+        exclusion = float((self.exclusion / speed_of_light).decompose())
+        bar = _progress_bar(n, progress)
+        try:
+            for start in range(0, n, self.batch_size):
+                batch = data.spectra(start, start + self.batch_size)
+                self._process(batch, operator, (first, stop), exclusion, maps, n)
+                bar.update(len(batch))
+        finally:
+            bar.close()
+        return Redshift(maps, z=self.z, spatial_shape=data.spatial_shape,
+                        correlator=self, data=data)
+
+    def window(self, data, start, stop, index, *, full_covariance=True):
+        """Exact float64 f and its covariance at given grid indices, for spectra start:stop.
+
+        The one place where the covariance of f is computed; the error
+        estimators call it.
+
+        Parameters
+        ----------
+        data : `~muse_xcorr.MuseCube` or `~muse_xcorr.MuseSpectrum`
+        start, stop : int
+            Flat spaxel range.
+        index : ndarray of int, shape (stop - start, w)
+            Grid indices for each spectrum.
+        full_covariance : bool
+            Covariance matrices (n, w, w), or only variances (n, w).
+
+        Returns
+        -------
+        f, cov : ndarray
+            With the second-order correction when ``sigma_correction`` is set.
+        """
+        operator, _, _ = self._operator(data)
+        work = _Working(data.spectra(start, stop), self.weighting, self.min_pixels, False)
+        f, cov, _ = self._window(operator, work, np.asarray(index, dtype=np.int32),
+                                 full_covariance)
+        return f, cov
+
+    # ------------------------------------------------------------------ internals
+    def _window(self, operator, work, index, full_covariance):
+        f, first_order = operator.window(index, work.window_data, work.window_variance,
+                                         work.window_scale, work.n_variance_terms,
+                                         full_covariance=full_covariance, correction=False)
+        if not self.sigma_correction:
+            return f, first_order, np.zeros(f.shape[0], bool)
+        norm2 = np.where(work.norm2 > 0, work.norm2, np.inf)
+        rank_one = work.n_variance_terms / (2 * norm2 ** 2)
+        if full_covariance:
+            cov = first_order - f[:, :, None] * f[:, None, :] * rank_one[:, None, None]
+            diagonal, first_diagonal = (np.diagonal(cov, axis1=1, axis2=2),
+                                        np.diagonal(first_order, axis1=1, axis2=2))
+        else:
+            cov = first_order - f * f * rank_one[:, None]
+            diagonal, first_diagonal = cov, first_order
+        # the corrected variance is positive in every regime of section 1b;
+        # where it is not, the first-order value is kept and the spaxel flagged
+        failed = np.any((diagonal <= 0) & (first_diagonal > 0), axis=1)
+        if np.any(failed):
+            cov = np.where(failed.reshape((-1,) + (1,) * (cov.ndim - 1)), first_order, cov)
+        return f, cov, failed
+
+    def _process(self, batch, operator, coverage_range, exclusion, maps, n_total):
+        work = _Working(batch, self.weighting, self.min_pixels, self.keep_ccf)
+        sigma_terms = work.full_sigma_terms or {}
+        found = operator.search(work.search_data, work.norm_weights, work.unique_weights,
+                                work.inverse, sigma_terms.get("variance"),
+                                sigma_terms.get("data_variance"), exclusion, self.keep_ccf)
+        k_max = self.z.size - 1
+        best = found["best"].astype(np.int64)
+        for attempt in range(5):  # confirm the hot-path argmax in float64
+            index = np.clip(best[:, None] + np.array([-1, 0, 1]), 0, k_max)
+            f, var, failed = self._window(operator, work, index.astype(np.int32), False)
+            # at the grid edges the clipped index repeats the centre: ignore the copy
+            centre_and_distinct = (np.arange(3) == 1) | (index != best[:, None])
+            step = np.argmax(np.where(centre_and_distinct, f, -np.inf), axis=1) - 1
+            moved = (step != 0) & ~work.skipped
+            if not np.any(moved) or attempt == 4:
+                break
+            best = best + step * moved
+        rows = slice(batch.start, batch.stop)
+        at_edge = (best == 0) | (best == k_max)
+        vertex = parabola_vertex(self.z[index], f)
+        z_best = np.where(at_edge | ~np.isfinite(vertex), self.z[best], vertex)
+        f_best, var_best = f[:, 1], var[:, 1]
+        no_data = (work.n_valid == 0) | ~(work.norm2 > 0)
+        few_pixels = work.skipped & ~no_data
+        flags = np.zeros(len(batch), dtype=np.int32)
+        flags[no_data] |= Flag.NO_DATA
+        flags[few_pixels] |= Flag.FEW_PIXELS
+        flags[at_edge & ~work.skipped] |= Flag.EDGE
+        flags[(-found["f_min"] > found["f_max"]) & ~work.skipped] |= Flag.NEGATIVE_PEAK
+        flags[work.bad_variance] |= Flag.BAD_VARIANCE
+        flags[failed & ~work.skipped] |= Flag.ZERR_UNRELIABLE
+        first, stop = coverage_range
+        covered = _coverage_fraction(work.valid, first[best], stop[best], work.n_valid)
+        flags[(covered < self.min_coverage) & ~work.skipped] |= Flag.LOW_COVERAGE
+        best = np.where(work.skipped, -1, best)
+        second = found["second"]
+        has_second = second >= 0
+        values = {
+            "z_best": z_best, "f_best": f_best, "sigma_f_best": np.sqrt(var_best),
+            "best_index": best, "f_min": found["f_min"], "coverage": covered,
+            "z_second": np.where(has_second, self.z[np.maximum(second, 0)], np.nan),
+            "f_second": np.where(has_second, found["f_second"], np.nan),
+            "second_index": second, "n_valid": work.n_valid, "norm2": work.norm2,
+            "flags": flags}
+        if self.weighting == "inverse_variance":
+            values["chi2_best"] = work.norm2 * (1 - f_best ** 2)
+            values["chi2_second"] = work.norm2 * (1 - values["f_second"] ** 2)
+        if self.keep_ccf:
+            values["ccf_f"], values["ccf_sigma"] = self._full_curves(found, work)
+        for name, value in values.items():
+            value = np.asarray(value)
+            if value.dtype.kind == "f":
+                value = np.where(work.skipped.reshape((-1,) + (1,) * (value.ndim - 1)),
+                                 np.nan, value)
+            if name not in maps:
+                maps[name] = _blank(n_total, value)
+            maps[name][rows] = value
+
+    def _full_curves(self, found, work):
+        """f(z) and sigma_f(z) over the whole grid from the hot-path products."""
+        f = found["f"].astype(float)
+        if self.weighting == "uniform":
+            terms = work.full_sigma_terms
+            t_norm2 = found["t_norm2"].astype(float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                var = (found["p"] / t_norm2 - 2 * f * found["q"] / np.sqrt(t_norm2)
+                       + f ** 2 * terms["r"][:, None])
+                if self.sigma_correction:
+                    var -= f ** 2 * terms["s2"][:, None] / 2
+            var = np.where(t_norm2 > 0, var, np.nan)
+        else:
+            norm2 = np.where(work.norm2 > 0, work.norm2, np.inf)[:, None]
+            var = (1 - f ** 2) / norm2
+            if self.sigma_correction:
+                var -= f ** 2 * work.n_valid[:, None] / (2 * norm2 ** 2)
+        return f, np.sqrt(np.maximum(var, 0.0))
+
+
+def _coverage_fraction(valid, first, stop, n_valid):
+    """Fraction of each spectrum's valid pixels inside [first, stop)."""
+    cumulative = np.concatenate([np.zeros((valid.shape[0], 1), int),
+                                 np.cumsum(valid, axis=1)], axis=1)
+    rows = np.arange(valid.shape[0])
+    inside = cumulative[rows, stop] - cumulative[rows, first]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n_valid > 0, inside / np.maximum(n_valid, 1), 0.0)
+
+
+def _blank(n, value):
+    """A flat output array for n spectra, NaN-filled (or -1 / 0 for integers)."""
+    shape = (n,) + value.shape[1:]
+    if value.dtype.kind == "f":
+        return np.full(shape, np.nan)
+    if value.dtype.kind == "b":
+        return np.zeros(shape, bool)
+    return np.zeros(shape, value.dtype)
+
+
+def _progress_bar(total, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="spec", desc="muse-xcorr", disable=not enabled,
+                leave=False, dynamic_ncols=True)

@@ -1,0 +1,233 @@
+"""The Redshift result: maps shaped like the data's spatial axes, computed on demand."""
+import warnings
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+from astropy.utils.exceptions import AstropyUserWarning
+
+from .flags import Flag
+from .io.muse import atomic_write
+
+__all__ = ["Redshift"]
+
+#: Maps every result has, in the order they are written and tabulated.
+_CORE_MAPS = ("z_best", "f_best", "sigma_f_best", "snr", "flags", "z_second", "f_second",
+              "coverage", "n_valid")
+_CURVES = ("ccf_f", "ccf_sigma")
+
+
+class Redshift:
+    """The outcome of :meth:`Correlator.correlate`: a redshift, its correlation and flags per spaxel.
+
+    Every map has the shape of the data's spatial axes (a scalar for one
+    spectrum). Attributes are computed when first asked for.
+
+    Attributes
+    ----------
+    z : ndarray
+        The redshift grid.
+    z_best : ndarray
+        Maximum of f(z), refined below the grid step by the parabola through
+        the three top samples (at the grid edges: the edge redshift, flagged EDGE).
+    f_best : ndarray
+        f at the best grid sample (float64).
+    sigma_f_best : ndarray
+        Standard deviation of f there, from the propagated pixel errors (with
+        the second-order correction unless the correlator was told otherwise).
+    snr : ndarray
+        ``f_best / sigma_f_best``.
+    flags : ndarray of int
+        Bit flags, see :class:`~muse_xcorr.flags.Flag`.
+    z_second, f_second : ndarray
+        The best local maximum of f outside the exclusion zone (NaN if none).
+    coverage : ndarray
+        Fraction of the valid pixels that the template covers at z_best.
+    n_valid : ndarray of int
+        Valid pixels of each spectrum.
+    chi2_best : ndarray
+        ``||d||_w^2 (1 - f_best^2)``: the minimum chi2 at z_best (inverse-variance weighting only).
+    """
+
+    def __init__(self, maps, *, z, spatial_shape, correlator=None, data=None, meta=None,
+                 wcs=None):
+        self._maps = dict(maps)
+        self.z = np.asarray(z, dtype=float)
+        self.spatial_shape = tuple(spatial_shape)
+        self.correlator = correlator
+        self.data = data
+        self.wcs = wcs if wcs is not None else getattr(data, "wcs", None)
+        self.meta = dict(meta or {})
+        if correlator is not None:
+            self.meta.setdefault("template", correlator.template.name or "")
+            self.meta.setdefault("weighting", correlator.weighting)
+            self.meta.setdefault("sigma_correction", correlator.sigma_correction)
+        if data is not None:
+            self.meta.setdefault("medium", data.medium)
+        if "snr" not in self._maps and "f_best" in self._maps:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                self._maps["snr"] = self._maps["f_best"] / self._maps["sigma_f_best"]
+
+    # ------------------------------------------------------------------ maps
+    def _shaped(self, name):
+        flat = self._maps[name]
+        shaped = flat.reshape(self.spatial_shape + flat.shape[1:])
+        return shaped[()] if shaped.ndim == 0 else shaped
+
+    def __getattr__(self, name):
+        maps = self.__dict__.get("_maps", {})
+        if name in maps:
+            return self._shaped(name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    @property
+    def map_names(self):
+        """Names of the per-spaxel maps this result holds."""
+        return [name for name in self._maps if name not in _CURVES]
+
+    @property
+    def n_spectra(self):
+        return int(np.prod(self.spatial_shape, dtype=int))
+
+    def __repr__(self):
+        good = (self._maps["flags"] == 0) & np.isfinite(self._maps["z_best"])
+        median = np.nanmedian(self._maps["z_best"][good]) if good.any() else np.nan
+        shape = "x".join(map(str, self.spatial_shape)) or "1"
+        return (f"<Redshift {shape} spectra, {self.z.size} redshifts, "
+                f"{int(good.sum())} unflagged, median z_best {median:.5f}>")
+
+    def _flat_index(self, index):
+        if len(index) != len(self.spatial_shape):
+            raise IndexError(f"give {len(self.spatial_shape)} spatial indices for this result "
+                             f"(shape {self.spatial_shape}), got {len(index)}")
+        return int(np.ravel_multi_index(tuple(int(i) for i in index), self.spatial_shape)) \
+            if self.spatial_shape else 0
+
+    # ------------------------------------------------------------------ curves
+    def ccf(self, *index):
+        """f(z) and sigma_f(z) over the whole grid for one spaxel.
+
+        Parameters
+        ----------
+        *index : int
+            The spatial indices, e.g. ``ccf(y, x)`` for a cube, ``ccf()`` for a spectrum.
+
+        Returns
+        -------
+        z, f, sigma_f : ndarray
+            Recomputed exactly in float64 from the data (or the curves kept
+            with ``keep_ccf=True``).
+        """
+        flat = self._flat_index(index)
+        if "ccf_f" in self._maps:
+            return self.z, self._maps["ccf_f"][flat], self._maps["ccf_sigma"][flat]
+        self._need_data("ccf")
+        f, var = [], []
+        for start in range(0, self.z.size, 2048):
+            columns = np.arange(start, min(start + 2048, self.z.size), dtype=np.int32)[None]
+            f_part, var_part = self.correlator.window(self.data, flat, flat + 1, columns,
+                                                      full_covariance=False)
+            f.append(f_part[0])
+            var.append(var_part[0])
+        f, var = np.concatenate(f), np.concatenate(var)
+        if self._maps["flags"][flat] & (Flag.NO_DATA | Flag.FEW_PIXELS):
+            f = var = np.full(self.z.size, np.nan)
+        return self.z, f, np.sqrt(np.maximum(var, 0))
+
+    def _need_data(self, what):
+        if self.correlator is None or self.data is None:
+            raise RuntimeError(f"{what}() needs the data and the correlator; this Redshift "
+                               "was read from a file. Correlate the data again to get it.")
+
+    # ------------------------------------------------------------------ tables and files
+    def to_table(self):
+        """One row per spaxel: its indices (and RA/Dec with a celestial WCS) and every map.
+
+        Returns
+        -------
+        table : `~astropy.table.Table`
+        """
+        table = Table()
+        if self.spatial_shape:
+            grids = np.unravel_index(np.arange(self.n_spectra), self.spatial_shape)
+            names = ("y", "x") if len(self.spatial_shape) == 2 else \
+                tuple(f"i{n}" for n in range(len(self.spatial_shape)))
+            for name, values in zip(names, grids):
+                table[name] = values
+            if self.wcs is not None and len(self.spatial_shape) == 2:
+                world = self.wcs.pixel_to_world(grids[1], grids[0])
+                table["ra"], table["dec"] = world.ra.deg, world.dec.deg
+                table["ra"].unit = table["dec"].unit = "deg"
+        for name in self.map_names:
+            table[name] = self._maps[name]
+        table.meta.update({k: v for k, v in self.meta.items() if np.isscalar(v)})
+        return table
+
+    def write(self, path, *, overwrite=False):
+        """Write the maps to a FITS file, one image extension per map, with the celestial WCS.
+
+        The redshift grid goes in a ``ZGRID`` table; curves kept with
+        ``keep_ccf=True`` go in ``CCF_F`` and ``CCF_SIGMA`` cubes (z first).
+        The file is written atomically.
+
+        Parameters
+        ----------
+        path : str or path-like
+        overwrite : bool
+        """
+        from . import __version__
+
+        primary = fits.PrimaryHDU()
+        primary.header["ORIGIN"] = "muse_xcorr"
+        primary.header["MXVER"] = (__version__, "muse_xcorr version")
+        primary.header["SHAPE"] = (",".join(map(str, self.spatial_shape)), "spatial shape")
+        for key, value in self.meta.items():
+            if np.isscalar(value):
+                primary.header[f"HIERARCH MX {key.upper()}"] = value
+        hdus = [primary]
+        header = self.wcs.to_header() if self.wcs is not None else fits.Header()
+        for name in self.map_names:
+            image = self._maps[name].reshape(self.spatial_shape or (1,))
+            if image.dtype == bool:
+                image = image.astype(np.uint8)
+            hdus.append(fits.ImageHDU(image, header=header, name=name.upper()))
+        for name in _CURVES:
+            if name in self._maps:
+                cube = np.moveaxis(self._maps[name].reshape(self.spatial_shape + (-1,)), -1, 0)
+                hdus.append(fits.ImageHDU(cube.astype(np.float32), name=name.upper()))
+        hdus.append(fits.BinTableHDU(Table({"z": self.z}), name="ZGRID"))
+        with atomic_write(path, overwrite=overwrite) as tmp:
+            fits.HDUList(hdus).writeto(tmp)
+
+    @classmethod
+    def read(cls, path):
+        """Read a result written by :meth:`write`.
+
+        The maps, grid, metadata and WCS come back; :meth:`ccf` then works
+        only if the curves were kept, and the error estimators that need the
+        data are not available.
+        """
+        from astropy.wcs import WCS
+
+        maps, meta, wcs = {}, {}, None
+        with fits.open(path) as hdul:
+            header = hdul[0].header
+            if header.get("ORIGIN") != "muse_xcorr":
+                warnings.warn(f"{path} was not written by muse_xcorr", AstropyUserWarning)
+            shape = tuple(int(s) for s in str(header.get("SHAPE", "")).split(",") if s)
+            for key, value in header.items():
+                if key.startswith("MX "):
+                    meta[key[3:].lower()] = value
+            z = np.asarray(hdul["ZGRID"].data["z"], dtype=float)
+            for hdu in hdul[1:]:
+                if not isinstance(hdu, fits.ImageHDU):
+                    continue
+                name = hdu.name.lower()
+                array = np.asarray(hdu.data)
+                if name in _CURVES:
+                    maps[name] = np.moveaxis(array, 0, -1).reshape(-1, z.size).astype(float)
+                else:
+                    maps[name] = array.reshape(-1).astype(array.dtype.newbyteorder("="))
+                    if wcs is None and shape and "CTYPE1" in hdu.header:
+                        wcs = WCS(hdu.header)
+        return cls(maps, z=z, spatial_shape=shape, meta=meta, wcs=wcs)

@@ -1,0 +1,435 @@
+"""Spectrum and cube wrappers that carry everything the correlator needs.
+
+`MuseSpectrum` (one spectrum) and `MuseCube` (spectra on a spatial grid, a
+MUSE cube) hold the spectral axis, flux, uncertainty, mask (True = bad), the
+wavelength medium and, for a cube, the celestial WCS. They convert to and from
+specutils `~specutils.Spectrum` objects and read MUSE FITS files. The arrays are
+kept as given (a memory-mapped FITS cube stays on disk): the correlator pulls
+spectra out a batch at a time with :meth:`MuseCube.spectra`.
+"""
+import numpy as np
+import astropy.units as u
+from astropy.nddata import (InverseVariance, NDUncertainty, StdDevUncertainty,
+                            VarianceUncertainty)
+
+from .medium import check_medium, medium_from_ctype, resolve_medium
+
+__all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch"]
+
+_UNCERTAINTY_TYPES = (VarianceUncertainty, StdDevUncertainty, InverseVariance)
+
+
+class SpectraBatch:
+    """A batch of spectra as float64 arrays, spectral axis last.
+
+    Attributes
+    ----------
+    start, stop : int
+        Flat spaxel indices (C order over the spatial shape) of the batch.
+    flux : ndarray, shape (n, n_pixel)
+        Flux in the data's flux unit; 0 where ``valid`` is False.
+    variance : ndarray, shape (n, n_pixel)
+        Variance in the flux unit squared; 0 where ``valid`` is False.
+    valid : ndarray of bool, shape (n, n_pixel)
+        True where a pixel enters the sums: not masked, finite flux, finite and
+        positive variance.
+    bad_variance : ndarray of bool, shape (n,)
+        True for spectra where an otherwise valid pixel had a zero, negative or
+        non-finite variance (it was dropped from ``valid``).
+    """
+
+    def __init__(self, start, stop, flux, variance, valid, bad_variance):
+        self.start, self.stop = start, stop
+        self.flux, self.variance, self.valid = flux, variance, valid
+        self.bad_variance = bad_variance
+
+    def __len__(self):
+        return self.stop - self.start
+
+
+def variance_from_uncertainty(values, uncertainty_type):
+    """Turn uncertainty values of any astropy.nddata type into a variance.
+
+    Parameters
+    ----------
+    values : ndarray
+        ``uncertainty.array`` (or a part of it).
+    uncertainty_type : type
+        `~astropy.nddata.VarianceUncertainty`, `~astropy.nddata.StdDevUncertainty`
+        or `~astropy.nddata.InverseVariance`.
+
+    Returns
+    -------
+    variance : ndarray (float64)
+        ``inf`` where an inverse variance is 0 (no information).
+    """
+    values = np.asarray(values, dtype=float)
+    if issubclass(uncertainty_type, VarianceUncertainty):
+        return values
+    if issubclass(uncertainty_type, StdDevUncertainty):
+        return values * values
+    if issubclass(uncertainty_type, InverseVariance):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 1.0 / values
+    raise TypeError(f"unsupported uncertainty type {uncertainty_type.__name__}")
+
+
+def _uncertainty_scale(uncertainty, flux_unit):
+    """Factor that brings an uncertainty's values to the flux unit (squared for a variance)."""
+    kind = type(uncertainty)
+    power = {VarianceUncertainty: 2, StdDevUncertainty: 1, InverseVariance: -2}[
+        next(t for t in _UNCERTAINTY_TYPES if isinstance(uncertainty, t))]
+    expected = flux_unit ** power
+    if uncertainty.unit is None:
+        return 1.0
+    try:
+        return (1 * uncertainty.unit).to_value(expected)
+    except u.UnitConversionError:
+        raise u.UnitConversionError(
+            f"the {kind.__name__} unit {uncertainty.unit} does not convert to "
+            f"{expected} (flux unit {flux_unit})") from None
+
+
+def _as_wavelength(spectral_axis):
+    """Spectral axis as a float64 Quantity in Angstrom (wavelength, frequency or energy)."""
+    if not isinstance(spectral_axis, u.Quantity):
+        raise TypeError("the spectral axis must be an astropy Quantity with a unit "
+                        "(e.g. wavelength * u.AA)")
+    try:
+        wave = spectral_axis.to(u.AA, equivalencies=u.spectral())
+    except u.UnitConversionError:
+        raise u.UnitConversionError(
+            f"the spectral axis unit {spectral_axis.unit} is not a wavelength, "
+            "frequency or energy") from None
+    wave = u.Quantity(np.asarray(wave.value, dtype=float), u.AA)
+    if wave.ndim != 1:
+        raise ValueError(f"the spectral axis must be one-dimensional, got shape {wave.shape}")
+    if wave.size < 3:
+        raise ValueError("the spectral axis needs at least 3 pixels")
+    if not np.all(np.isfinite(wave.value)) or np.any(wave.value <= 0):
+        raise ValueError("the spectral axis has non-finite or non-positive wavelengths")
+    return wave
+
+
+class _SpectralData:
+    """What `MuseSpectrum` and `MuseCube` share: validation, batching, specutils."""
+
+    _min_ndim = 1
+    _max_ndim = 1
+
+    def __init__(self, spectral_axis, flux, uncertainty=None, mask=None, *, medium,
+                 spectral_axis_index=-1, wcs=None, meta=None):
+        wave = _as_wavelength(spectral_axis)
+        if not isinstance(flux, u.Quantity):
+            raise TypeError("flux must be an astropy Quantity (use u.dimensionless_unscaled "
+                            "for unitless data)")
+        if not (self._min_ndim <= flux.ndim <= self._max_ndim):
+            raise ValueError(f"{type(self).__name__} needs flux with {self._min_ndim} to "
+                             f"{self._max_ndim} dimensions, got shape {flux.shape}")
+        axis = int(spectral_axis_index)
+        if not -flux.ndim <= axis < flux.ndim:
+            raise ValueError(f"spectral_axis_index {spectral_axis_index} is out of range "
+                             f"for flux of shape {flux.shape}")
+        axis %= flux.ndim
+        if flux.shape[axis] != wave.size:
+            raise ValueError(f"the spectral axis has {wave.size} values but the flux has "
+                             f"{flux.shape[axis]} along axis {axis} (shape {flux.shape})")
+        if uncertainty is not None:
+            if not isinstance(uncertainty, _UNCERTAINTY_TYPES):
+                names = ", ".join(t.__name__ for t in _UNCERTAINTY_TYPES)
+                raise TypeError(f"uncertainty must be one of {names}; got "
+                                f"{type(uncertainty).__name__}")
+            if np.shape(uncertainty.array) != flux.shape:
+                raise ValueError(f"uncertainty shape {np.shape(uncertainty.array)} does not "
+                                 f"match the flux shape {flux.shape}")
+            self._uncertainty_scale = _uncertainty_scale(uncertainty, flux.unit)
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape != flux.shape:
+                raise ValueError(f"mask shape {mask.shape} does not match the flux shape "
+                                 f"{flux.shape}")
+            if mask.dtype != bool:
+                mask = mask != 0
+        descending = wave.size > 1 and wave.value[1] < wave.value[0]
+        steps = np.diff(wave.value)
+        if not (np.all(steps > 0) or np.all(steps < 0)):
+            raise ValueError("the spectral axis must be strictly monotonic")
+        if descending:  # store increasing wavelengths: views with a negative stride
+            flip = [slice(None)] * flux.ndim
+            flip[axis] = slice(None, None, -1)
+            flip = tuple(flip)
+            wave, flux = wave[::-1], flux[flip]
+            if uncertainty is not None:
+                uncertainty = type(uncertainty)(uncertainty.array[flip], unit=uncertainty.unit)
+            if mask is not None:
+                mask = mask[flip]
+        self.spectral_axis = wave
+        self.flux = flux
+        self.uncertainty = uncertainty
+        self.mask = mask
+        self.medium = check_medium(medium)
+        self.spectral_axis_index = axis
+        self.wcs = wcs
+        self.meta = dict(meta or {})
+
+    # -- shapes ---------------------------------------------------------------
+    @property
+    def n_pixels(self):
+        """Number of spectral pixels."""
+        return self.spectral_axis.size
+
+    @property
+    def spatial_shape(self):
+        """Shape of the spatial axes (``()`` for one spectrum)."""
+        shape = list(self.flux.shape)
+        del shape[self.spectral_axis_index]
+        return tuple(shape)
+
+    @property
+    def n_spectra(self):
+        """Number of spectra (spaxels)."""
+        return int(np.prod(self.spatial_shape, dtype=int))
+
+    @property
+    def wavelength(self):
+        """The spectral axis in Angstrom, in the data's `medium`."""
+        return self.spectral_axis
+
+    # -- batches --------------------------------------------------------------
+    def _spectral_last(self, array, start, stop):
+        """Spectra ``start:stop`` (flat C-order spatial index) of ``array`` as (n, n_pixel).
+
+        Reads only the rows of the first spatial axis that hold the batch, so a
+        memory-mapped cube is never loaded whole.
+        """
+        moved = np.moveaxis(array, self.spectral_axis_index, -1)
+        spatial = moved.shape[:-1]
+        if len(spatial) <= 1:
+            return np.asarray(moved[start:stop] if spatial else moved[None, :])
+        row = int(np.prod(spatial[1:], dtype=int))
+        first, last = start // row, (stop - 1) // row + 1
+        slab = np.asarray(moved[first:last]).reshape(-1, moved.shape[-1])
+        return slab[start - first * row:stop - first * row]
+
+    def spectra(self, start=0, stop=None):
+        """Spectra ``start:stop`` as a `SpectraBatch` of float64 arrays.
+
+        Parameters
+        ----------
+        start, stop : int
+            Flat spaxel indices in C order over `spatial_shape`.
+
+        Returns
+        -------
+        batch : `SpectraBatch`
+        """
+        if self.uncertainty is None:
+            raise ValueError(f"this {type(self).__name__} has no uncertainty: the "
+                             "correlation error needs one (pass uncertainty="
+                             "VarianceUncertainty(...), StdDevUncertainty(...) or "
+                             "InverseVariance(...))")
+        stop = self.n_spectra if stop is None else min(stop, self.n_spectra)
+        flux = self._spectral_last(self.flux.value, start, stop).astype(float)
+        variance = variance_from_uncertainty(
+            self._spectral_last(self.uncertainty.array, start, stop),
+            type(self.uncertainty)) * self._uncertainty_scale
+        usable = np.isfinite(flux)
+        if self.mask is not None:
+            usable &= ~self._spectral_last(self.mask, start, stop)
+        good_variance = np.isfinite(variance) & (variance > 0)
+        valid = usable & good_variance
+        bad_variance = np.any(usable & ~good_variance, axis=1)
+        flux = np.where(valid, flux, 0.0)
+        variance = np.where(valid, variance, 0.0)
+        return SpectraBatch(start, stop, flux, variance, valid, bad_variance)
+
+    # -- specutils ------------------------------------------------------------
+    def to_spectrum(self):
+        """This data as a specutils `~specutils.Spectrum`.
+
+        The flux, uncertainty (same type as given) and mask are shared, not
+        copied; the medium goes into ``meta['medium']`` and a cube's celestial
+        WCS into ``meta['celestial_wcs']``.
+        """
+        from specutils import Spectrum
+
+        meta = dict(self.meta, medium=self.medium)
+        if self.wcs is not None:
+            meta["celestial_wcs"] = self.wcs
+        return Spectrum(flux=self.flux, spectral_axis=self.spectral_axis,
+                        spectral_axis_index=self.spectral_axis_index,
+                        uncertainty=self.uncertainty, mask=self.mask, meta=meta)
+
+    @classmethod
+    def from_spectrum(cls, spectrum, medium=None):
+        """Wrap a specutils `~specutils.Spectrum` (1D for a spectrum, 2D or 3D for a cube).
+
+        Parameters
+        ----------
+        spectrum : `~specutils.Spectrum`
+            Any spectral axis position (``spectral_axis_index``) and any
+            uncertainty type (variance, standard deviation, inverse variance).
+        medium : {"air", "vacuum"}, optional
+            Needed when the spectrum's WCS does not say: a FITS ``CTYPE`` of
+            ``AWAV`` means air and ``WAVE`` vacuum. A keyword that contradicts
+            the WCS is an error, and so is a medium that nobody states.
+
+        Returns
+        -------
+        data : `MuseSpectrum` or `MuseCube`
+        """
+        wcs_medium, celestial = _inspect_spectrum_wcs(spectrum)
+        meta_medium = (spectrum.meta or {}).get("medium")
+        medium = resolve_medium(wcs_medium, medium if medium is not None else meta_medium)
+        axis = getattr(spectrum, "spectral_axis_index", spectrum.flux.ndim - 1)
+        spectral_axis = u.Quantity(spectrum.spectral_axis)
+        if spectral_axis.ndim != 1:
+            raise ValueError("only spectra with a one-dimensional spectral axis are supported")
+        wcs = celestial if cls is MuseCube else None
+        if wcs is None and cls is MuseCube:
+            wcs = (spectrum.meta or {}).get("celestial_wcs")
+        meta = {k: v for k, v in (spectrum.meta or {}).items()
+                if k not in ("medium", "celestial_wcs")}
+        return cls(spectral_axis, u.Quantity(spectrum.flux), spectrum.uncertainty,
+                   spectrum.mask, medium=medium, spectral_axis_index=axis, wcs=wcs, meta=meta)
+
+    def __repr__(self):
+        shape = "x".join(map(str, self.spatial_shape)) or "1"
+        return (f"<{type(self).__name__} {shape} spectra x {self.n_pixels} pixels, "
+                f"{self.spectral_axis[0].value:.2f}-{self.spectral_axis[-1].value:.2f} A "
+                f"({self.medium}), flux unit {self.flux.unit}>")
+
+
+def _inspect_spectrum_wcs(spectrum):
+    """(medium, celestial WCS) from a Spectrum's FITS WCS; None for what it does not say."""
+    wcs = getattr(spectrum, "wcs", None)
+    fits_wcs = getattr(wcs, "wcs", None)
+    ctypes = list(getattr(fits_wcs, "ctype", []) or [])
+    media = {medium_from_ctype(c) for c in ctypes} - {None}
+    medium = media.pop() if len(media) == 1 else None
+    celestial = None
+    if fits_wcs is not None and getattr(wcs, "has_celestial", False):
+        celestial = wcs.celestial
+    return medium, celestial
+
+
+class MuseSpectrum(_SpectralData):
+    """One spectrum with its uncertainty, mask and wavelength medium.
+
+    Parameters
+    ----------
+    spectral_axis : `~astropy.units.Quantity`
+        Wavelength (or frequency/energy), strictly monotonic; stored
+        increasing in Angstrom.
+    flux : `~astropy.units.Quantity`
+        Flux, one-dimensional.
+    uncertainty : `~astropy.nddata.VarianceUncertainty`, `~astropy.nddata.StdDevUncertainty` or `~astropy.nddata.InverseVariance`
+        The per-pixel error, in units consistent with the flux.
+    mask : array_like of bool, optional
+        True marks a bad pixel (as in specutils). NaN flux or a non-positive
+        variance are masked too.
+    medium : {"air", "vacuum"}
+        The medium of the wavelengths; MUSE data are in air.
+    meta : dict, optional
+
+    Examples
+    --------
+    >>> import numpy as np, astropy.units as u
+    >>> from astropy.nddata import StdDevUncertainty
+    >>> from muse_xcorr import MuseSpectrum
+    >>> wave = np.linspace(4750, 9350, 3681) * u.AA
+    >>> spec = MuseSpectrum(wave, np.ones(3681) * u.Jy,
+    ...                     StdDevUncertainty(np.full(3681, 0.1)), medium="air")
+    >>> spec.n_pixels, spec.medium
+    (3681, 'air')
+    """
+
+    def __init__(self, spectral_axis, flux, uncertainty=None, mask=None, *, medium,
+                 meta=None, spectral_axis_index=-1, wcs=None):
+        super().__init__(spectral_axis, flux, uncertainty, mask, medium=medium,
+                         spectral_axis_index=spectral_axis_index, wcs=None, meta=meta)
+
+    @classmethod
+    def read(cls, path, *, medium=None, ext="DATA", stat_ext="STAT"):
+        """Read a 1D MUSE (MPDAF-style) FITS spectrum: DATA and STAT (variance) extensions.
+
+        See :func:`muse_xcorr.io.read_muse_fits` for what is read and checked.
+        """
+        from .io.muse import read_muse_fits
+
+        parts = read_muse_fits(path, ndim=1, medium=medium, ext=ext, stat_ext=stat_ext)
+        return cls(parts.pop("spectral_axis"), parts.pop("flux"), parts.pop("uncertainty"),
+                   parts.pop("mask"), medium=parts.pop("medium"), meta=parts.pop("meta"))
+
+
+class MuseCube(_SpectralData):
+    """Spectra on a spatial grid (a MUSE cube), with uncertainty, mask, medium and WCS.
+
+    Parameters
+    ----------
+    spectral_axis : `~astropy.units.Quantity`
+        Wavelength (or frequency/energy), strictly monotonic.
+    flux : `~astropy.units.Quantity`
+        Two or three dimensions; ``spectral_axis_index`` says where the
+        spectral axis is (0 for a FITS cube read as (n_wave, ny, nx)).
+    uncertainty : `~astropy.nddata.VarianceUncertainty`, `~astropy.nddata.StdDevUncertainty` or `~astropy.nddata.InverseVariance`
+        Same shape as the flux.
+    mask : array_like of bool, optional
+        True = bad, same shape as the flux.
+    medium : {"air", "vacuum"}
+    spectral_axis_index : int
+        Position of the spectral axis in ``flux.shape``. Default 0.
+    wcs : `~astropy.wcs.WCS`, optional
+        The celestial WCS of the spatial axes; copied to the result maps.
+    meta : dict, optional
+    """
+
+    _min_ndim = 2
+    _max_ndim = 3
+
+    def __init__(self, spectral_axis, flux, uncertainty=None, mask=None, *, medium,
+                 spectral_axis_index=0, wcs=None, meta=None):
+        super().__init__(spectral_axis, flux, uncertainty, mask, medium=medium,
+                         spectral_axis_index=spectral_axis_index, wcs=wcs, meta=meta)
+
+    @classmethod
+    def read(cls, path, *, medium=None, memmap=True, ext="DATA", stat_ext="STAT"):
+        """Read a MUSE FITS cube: DATA, STAT (variance) and, if present, DQ extensions.
+
+        NaN pixels are masked; the medium comes from CTYPE3 (``AWAV`` air,
+        ``WAVE`` vacuum); the flux unit from BUNIT; the celestial WCS from the
+        DATA header. With ``memmap=True`` (default) the arrays stay on disk
+        and are read a batch at a time. See :func:`muse_xcorr.io.read_muse_fits`.
+        """
+        from .io.muse import read_muse_fits
+
+        parts = read_muse_fits(path, ndim=3, medium=medium, memmap=memmap, ext=ext,
+                               stat_ext=stat_ext)
+        return cls(parts.pop("spectral_axis"), parts.pop("flux"), parts.pop("uncertainty"),
+                   parts.pop("mask"), medium=parts.pop("medium"), spectral_axis_index=0,
+                   wcs=parts.pop("wcs"), meta=parts.pop("meta"))
+
+    @classmethod
+    def from_spectral_cube(cls, cube, variance, *, medium=None):
+        """Build a cube from a `spectral_cube.SpectralCube` and its variance cube.
+
+        Parameters
+        ----------
+        cube : `spectral_cube.SpectralCube`
+            The data; its WCS gives the spectral axis, the celestial WCS and,
+            through CTYPE3, the medium.
+        variance : `spectral_cube.SpectralCube`, `~astropy.units.Quantity` or ndarray
+            The variance, same shape as ``cube``, in the flux unit squared.
+        medium : {"air", "vacuum"}, optional
+            Needed when the WCS does not say.
+        """
+        wcs_medium = medium_from_ctype(cube.wcs.wcs.ctype[2])
+        medium = resolve_medium(wcs_medium, medium)
+        flux = u.Quantity(cube.unmasked_data[:])
+        var = variance.unmasked_data[:] if hasattr(variance, "unmasked_data") else variance
+        var_unit = getattr(var, "unit", None)
+        var = VarianceUncertainty(np.asarray(getattr(var, "value", var)),
+                                  unit=var_unit if var_unit not in (None, u.one) else None)
+        mask = ~cube.mask.include()
+        return cls(cube.spectral_axis, flux, var, mask, medium=medium, spectral_axis_index=0,
+                   wcs=cube.wcs.celestial, meta=dict(cube.meta))
