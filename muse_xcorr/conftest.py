@@ -22,7 +22,8 @@ def pytest_configure(config):
 
 
 #: Where the project's shared test data lives (beside the checkout); users do not have it.
-SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = pathlib.Path(os.environ.get(
+    "MUSE_XCORR_SHARED_DATA", pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 @pytest.fixture
