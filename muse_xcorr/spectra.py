@@ -74,20 +74,31 @@ def variance_from_uncertainty(values, uncertainty_type):
     raise TypeError(f"unsupported uncertainty type {uncertainty_type.__name__}")
 
 
-def _uncertainty_scale(uncertainty, flux_unit):
-    """Factor that brings an uncertainty's values to the flux unit (squared for a variance)."""
-    kind = type(uncertainty)
-    power = {VarianceUncertainty: 2, StdDevUncertainty: 1, InverseVariance: -2}[
-        next(t for t in _UNCERTAINTY_TYPES if isinstance(uncertainty, t))]
-    expected = flux_unit ** power
+def _variance_scale(uncertainty, flux_unit):
+    """Factor that turns ``variance_from_uncertainty(uncertainty.array)`` into flux_unit**2.
+
+    The uncertainty's values are first brought to the unit its type implies
+    (flux_unit**2 for a variance, flux_unit for a standard deviation,
+    flux_unit**-2 for an inverse variance); the variance then scales by that
+    factor, its square, or its inverse. No unit on the uncertainty means
+    the flux's.
+    """
     if uncertainty.unit is None:
         return 1.0
+    kind = type(uncertainty)
+    if isinstance(uncertainty, VarianceUncertainty):
+        expected, power = flux_unit ** 2, 1
+    elif isinstance(uncertainty, StdDevUncertainty):
+        expected, power = flux_unit, 2
+    else:
+        expected, power = flux_unit ** -2, -1
     try:
-        return (1 * uncertainty.unit).to_value(expected)
+        factor = (1 * uncertainty.unit).to_value(expected)
     except u.UnitConversionError:
         raise u.UnitConversionError(
             f"the {kind.__name__} unit {uncertainty.unit} does not convert to "
             f"{expected} (flux unit {flux_unit})") from None
+    return factor ** power
 
 
 def _as_wavelength(spectral_axis):
@@ -142,7 +153,7 @@ class _SpectralData:
             if np.shape(uncertainty.array) != flux.shape:
                 raise ValueError(f"uncertainty shape {np.shape(uncertainty.array)} does not "
                                  f"match the flux shape {flux.shape}")
-            self._uncertainty_scale = _uncertainty_scale(uncertainty, flux.unit)
+            self._variance_scale = _variance_scale(uncertainty, flux.unit)
         if mask is not None:
             mask = np.asarray(mask)
             if mask.shape != flux.shape:
@@ -232,7 +243,7 @@ class _SpectralData:
         flux = self._spectral_last(self.flux.value, start, stop).astype(float)
         variance = variance_from_uncertainty(
             self._spectral_last(self.uncertainty.array, start, stop),
-            type(self.uncertainty)) * self._uncertainty_scale
+            type(self.uncertainty)) * self._variance_scale
         usable = np.isfinite(flux)
         if self.mask is not None:
             usable &= ~self._spectral_last(self.mask, start, stop)
@@ -430,6 +441,6 @@ class MuseCube(_SpectralData):
         var_unit = getattr(var, "unit", None)
         var = VarianceUncertainty(np.asarray(getattr(var, "value", var)),
                                   unit=var_unit if var_unit not in (None, u.one) else None)
-        mask = ~cube.mask.include()
+        mask = None if cube.mask is None else ~cube.mask.include()
         return cls(cube.spectral_axis, flux, var, mask, medium=medium, spectral_axis_index=0,
                    wcs=cube.wcs.celestial, meta=dict(cube.meta))
