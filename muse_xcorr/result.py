@@ -18,7 +18,7 @@ _CURVES = ("ccf_f", "ccf_sigma")
 
 
 class Redshift:
-    """The outcome of :meth:`Correlator.correlate`: a redshift, its correlation and flags per spaxel.
+    """What :meth:`Correlator.correlate` found: redshift, correlation and flags per spaxel.
 
     Every map has the shape of the data's spatial axes (a scalar for one
     spectrum). Attributes are computed when first asked for.

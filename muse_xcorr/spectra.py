@@ -9,10 +9,9 @@ spectra out a batch at a time with :meth:`MuseCube.spectra`.
 """
 import numpy as np
 import astropy.units as u
-from astropy.nddata import (InverseVariance, NDUncertainty, StdDevUncertainty,
-                            VarianceUncertainty)
+from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
 
-from .medium import check_medium, medium_from_ctype, resolve_medium
+from .medium import as_angstrom, check_medium, medium_from_ctype, resolve_medium
 
 __all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch"]
 
@@ -103,16 +102,7 @@ def _variance_scale(uncertainty, flux_unit):
 
 def _as_wavelength(spectral_axis):
     """Spectral axis as a float64 Quantity in Angstrom (wavelength, frequency or energy)."""
-    if not isinstance(spectral_axis, u.Quantity):
-        raise TypeError("the spectral axis must be an astropy Quantity with a unit "
-                        "(e.g. wavelength * u.AA)")
-    try:
-        wave = spectral_axis.to(u.AA, equivalencies=u.spectral())
-    except u.UnitConversionError:
-        raise u.UnitConversionError(
-            f"the spectral axis unit {spectral_axis.unit} is not a wavelength, "
-            "frequency or energy") from None
-    wave = u.Quantity(np.asarray(wave.value, dtype=float), u.AA)
+    wave = as_angstrom(spectral_axis, "spectral axis") * u.AA
     if wave.ndim != 1:
         raise ValueError(f"the spectral axis must be one-dimensional, got shape {wave.shape}")
     if wave.size < 3:
@@ -334,7 +324,9 @@ class MuseSpectrum(_SpectralData):
         increasing in Angstrom.
     flux : `~astropy.units.Quantity`
         Flux, one-dimensional.
-    uncertainty : `~astropy.nddata.VarianceUncertainty`, `~astropy.nddata.StdDevUncertainty` or `~astropy.nddata.InverseVariance`
+    uncertainty : `~astropy.nddata.NDUncertainty`
+        A `~astropy.nddata.VarianceUncertainty`, `~astropy.nddata.StdDevUncertainty`
+        or `~astropy.nddata.InverseVariance`.
         The per-pixel error, in units consistent with the flux.
     mask : array_like of bool, optional
         True marks a bad pixel (as in specutils). NaN flux or a non-positive
@@ -383,7 +375,9 @@ class MuseCube(_SpectralData):
     flux : `~astropy.units.Quantity`
         Two or three dimensions; ``spectral_axis_index`` says where the
         spectral axis is (0 for a FITS cube read as (n_wave, ny, nx)).
-    uncertainty : `~astropy.nddata.VarianceUncertainty`, `~astropy.nddata.StdDevUncertainty` or `~astropy.nddata.InverseVariance`
+    uncertainty : `~astropy.nddata.NDUncertainty`
+        A `~astropy.nddata.VarianceUncertainty`, `~astropy.nddata.StdDevUncertainty`
+        or `~astropy.nddata.InverseVariance`.
         Same shape as the flux.
     mask : array_like of bool, optional
         True = bad, same shape as the flux.

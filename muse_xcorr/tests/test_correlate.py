@@ -155,8 +155,8 @@ def test_flags_and_nan_handling_keep_other_spaxels():
     flux[:, 1, 0] = 0.0                    # flux zero everywhere
     flux[:595, 1, 1] = np.nan              # five valid pixels only
     before = flux.copy()
-    data = MuseCube(WAVE, flux * cube.flux.unit, VarianceUncertainty(var, unit=cube.uncertainty.unit),
-                    medium="air")
+    data = MuseCube(WAVE, flux * cube.flux.unit,
+                    VarianceUncertainty(var, unit=cube.uncertainty.unit), medium="air")
     result = Correlator(TEMPLATE, Z).correlate(data, progress=False)
     np.testing.assert_array_equal(flux, before)  # input untouched
     assert result.flags[0, 0] & Flag.NO_DATA and np.isnan(result.z_best[0, 0])

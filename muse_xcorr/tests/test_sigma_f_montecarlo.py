@@ -6,7 +6,6 @@ tolerance is three of those.
 """
 import numpy as np
 import pytest
-import astropy.units as u
 from astropy.nddata import VarianceUncertainty
 
 from muse_xcorr import Correlator, MuseCube, datasets, zgrid
