@@ -199,7 +199,9 @@ def write_muse_fits(data, path, *, overwrite=False):
     header[f"CUNIT{axis}"] = "Angstrom"
     header[f"CRVAL{axis}"] = wave[0]
     header[f"CRPIX{axis}"] = 1.0
-    header[f"CDELT{axis}" if not cube else "CD3_3"] = float(step[0])
+    # CDELT, not CD3_3: a CD keyword makes WCS readers ignore the CDELTs (and
+    # PCs) that the celestial header carries
+    header[f"CDELT{axis}"] = float(step[0])
     shape = (data.n_pixels,) + data.spatial_shape
     flux = np.moveaxis(flux.reshape(data.spatial_shape + (-1,)), -1, 0).reshape(shape)
     variance = np.moveaxis(variance.reshape(data.spatial_shape + (-1,)), -1, 0).reshape(shape)

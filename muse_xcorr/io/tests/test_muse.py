@@ -71,6 +71,18 @@ def test_round_trip_with_nans_and_dq(tmp_path):
     np.testing.assert_allclose(read.variance[expected_valid],
                                original.variance[expected_valid], rtol=1e-6)
     assert back.wcs.wcs.ctype[0] == "RA---TAN"
+    np.testing.assert_allclose(back.wcs.pixel_scale_matrix, cube.wcs.pixel_scale_matrix,
+                               rtol=1e-12)
+    np.testing.assert_allclose(back.spectral_axis.value, cube.spectral_axis.value, rtol=1e-12)
+
+
+def test_rotated_udf_wcs_survives_a_write(shared_data, tmp_path):
+    cube = MuseCube.read(shared_data / "udf_mosaic_subcube.fits")
+    write_muse_fits(cube, tmp_path / "copy.fits")
+    back = MuseCube.read(tmp_path / "copy.fits")
+    np.testing.assert_allclose(back.wcs.pixel_scale_matrix, cube.wcs.pixel_scale_matrix,
+                               rtol=1e-10)
+    np.testing.assert_allclose(back.spectral_axis.value, cube.spectral_axis.value)
 
 
 def test_vacuum_cube_and_spectrum_round_trip(tmp_path):
