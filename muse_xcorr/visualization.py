@@ -163,6 +163,8 @@ def plot_map(result, name="z_best", *, ax=None, mask_flagged=True, colorbar=True
     if hasattr(ax, "coords"):  # WCSAxes
         ax.coords[0].set_axislabel("Right ascension")
         ax.coords[1].set_axislabel("Declination")
+        ax.coords[0].set_ticks(number=3)  # sexagesimal RA labels are wide
+        ax.coords[0].set_ticklabel(exclude_overlapping=True)
     else:
         ax.set_xlabel("x (spaxel)")
         ax.set_ylabel("y (spaxel)")
