@@ -137,7 +137,7 @@ def read_muse_fits(path, *, ndim, medium=None, memmap=True, ext="DATA", stat_ext
         mask = np.asarray(hdul[dq_ext].data) != 0
     meta = {"header": data_hdu.header, "primary_header": hdul[0].header, "filename": path}
     return {"spectral_axis": wave, "flux": u.Quantity(data, flux_unit, copy=False),
-            "uncertainty": VarianceUncertainty(stat, unit=stat_unit), "mask": mask,
+            "uncertainty": VarianceUncertainty(stat, unit=stat_unit, copy=False), "mask": mask,
             "medium": medium, "wcs": celestial, "meta": meta}
 
 
