@@ -71,87 +71,231 @@ class TemplateOperator:
         tf = tensorflow()
         self.dtype = tf.as_dtype(dtype)
         self.n_pixel, self.n_z = matrix.shape
-        self.T = tf.constant(matrix, dtype=self.dtype)
-        self.T2 = tf.constant(matrix * matrix, dtype=self.dtype)
+        # stored by redshift (n_z, n_pixel): a slice of the grid is a block of rows
+        self.rows = tf.constant(matrix.T, dtype=self.dtype)
+        self.rows2 = tf.constant((matrix * matrix).T, dtype=self.dtype)
+        self._tiny = tf.constant(np.finfo(self.dtype.as_numpy_dtype).tiny * 1e6, self.dtype)
         self.columns64 = tf.constant(np.ascontiguousarray(matrix.T), dtype=tf.float64)
         self.log1pz = tf.constant(log1pz, dtype=tf.float64)
+        self._columns = None
+
+    @property
+    def T(self):
+        """The template matrix (n_pixel, n_z) in the hot-path dtype."""
+        return tensorflow().transpose(self.rows)
+
+    @property
+    def T2(self):
+        """Its elementwise square (n_pixel, n_z)."""
+        return tensorflow().transpose(self.rows2)
 
     # ------------------------------------------------------------------ search
-    def search(self, data, norm_weights, unique_weights, inverse, variance=None,
-               data_variance=None, exclusion=0.0, keep=False):
+    def norm_factors(self, weights, start=0, stop=None):
+        """Template norms over the weighted pixels of each row of ``weights``.
+
+        Parameters
+        ----------
+        weights : ndarray (m, n_pixel)
+            Validity patterns (uniform) or per-spectrum weights (weighted).
+        start, stop : int
+            The slice of the redshift grid to compute them for.
+
+        Returns
+        -------
+        inverse_norm : Tensor (m, stop - start)
+            1 / sqrt(sum_j w_j T_jk^2); 0 where the template has no flux there.
+        penalty : Tensor (m, stop - start)
+            0 where covered, -inf elsewhere (added to f before taking maxima).
+        """
+        tf = tensorflow()
+        t_norm2 = tf.matmul(tf.constant(weights, self.dtype), self.rows2[start:stop],
+                            transpose_b=True)
+        covered = t_norm2 > self._tiny
+        zeros = tf.zeros_like(t_norm2)
+        inverse_norm = tf.where(covered, tf.math.rsqrt(tf.maximum(t_norm2, self._tiny)), zeros)
+        return inverse_norm, tf.where(covered, zeros, zeros - np.inf)
+
+    def _correlation(self, data, weights, inverse, start=0, stop=None):
+        """f over grid indices start:stop, its coverage penalty and 1 / ||T_k||.
+
+        The penalty and inverse norm have one row when every spectrum shares it.
+        """
+        tf = tensorflow()
+        if isinstance(data, np.ndarray) and not data.flags.c_contiguous and \
+                data.T.flags.c_contiguous:  # a transposed view: let the product transpose
+            numerator = tf.matmul(tf.constant(data.T, self.dtype), self.rows[start:stop],
+                                  transpose_a=True, transpose_b=True)
+        else:
+            numerator = tf.matmul(tf.constant(data, self.dtype) if isinstance(data, np.ndarray)
+                                  else data, self.rows[start:stop], transpose_b=True)
+        if inverse is None:  # one weight row per spectrum
+            inverse_norm, penalty = self.norm_factors(weights, start, stop)
+        else:
+            patterns, pattern_of_row = np.unique(inverse, return_inverse=True)
+            inverse_norm, penalty = self.norm_factors(weights[patterns], start, stop)
+            if patterns.size > 1:
+                inverse_norm = tf.gather(inverse_norm, pattern_of_row.ravel())
+                penalty = tf.gather(penalty, pattern_of_row.ravel())
+        return numerator * inverse_norm, penalty, inverse_norm
+
+    def search(self, data, weights, inverse=None, exclusion=0.0, keep=False):
         """f over the whole grid for a batch, and its peaks.
 
         Parameters
         ----------
-        data : ndarray (n, n_pixel)
-            Spectra scaled so that f = (data @ T) / sqrt(norm weights @ T^2).
-        norm_weights : None or ndarray (n, n_pixel)
-            Per-spectrum weights of the template norm (weighted mode), or None
-            to use ``unique_weights[inverse]`` (uniform mode: the validity
-            patterns, deduplicated).
-        unique_weights : ndarray (n_unique, n_pixel) or None
-        inverse : ndarray (n,) of int or None
-        variance, data_variance : ndarray (n, n_pixel) or None
-            For the full-grid sigma_f in uniform mode: ``v_hat`` and
-            ``v_hat * d_hat`` (see correlate); None skips it.
+        data : ndarray (n, n_pixel), hot-path dtype
+            Spectra scaled so that f = (data @ T) / sqrt(weights @ T^2).
+        weights : ndarray (m, n_pixel)
+            Validity patterns (with ``inverse``: the pattern of each
+            spectrum), or one weight row per spectrum (``inverse=None``).
+        inverse : ndarray (n,) of int, optional
         exclusion : float
             Half-width in ln(1 + z) around the best peak inside which no
             secondary peak is sought.
         keep : bool
-            Return f (and the template norms) over the whole grid.
+            Also return f over the whole grid (``f``, NaN where the template
+            has no flux) and ``inverse_norm`` (1 / ||T_k|| per spectrum, 0 there).
 
         Returns
         -------
         out : dict of ndarray
             ``best`` (index of max f), ``f_max``, ``f_min``, ``second`` (index
-            of the best local maximum outside the exclusion zone, -1 if none),
-            ``f_second``, ``covered`` (n_z-long bool: any template flux there),
-            and with ``keep`` also ``f`` and ``t_norm2`` (n, n_z); with
-            ``variance`` also ``first_order`` terms ``p`` and ``q``.
+            of the best local maximum outside the exclusion zone, -1 if none)
+            and ``f_second``.
         """
         tf = tensorflow()
-        x = tf.constant(data, dtype=self.dtype)
-        numerator = tf.matmul(x, self.T)
-        if norm_weights is None:
-            norms = tf.matmul(tf.constant(unique_weights, dtype=self.dtype), self.T2)
-            t_norm2 = tf.gather(norms, inverse)
-        else:
-            t_norm2 = tf.matmul(tf.constant(norm_weights, dtype=self.dtype), self.T2)
-        tiny = tf.constant(np.finfo(self.dtype.as_numpy_dtype).tiny * 1e6, self.dtype)
-        covered = t_norm2 > tiny
-        f = tf.where(covered, numerator * tf.math.rsqrt(tf.maximum(t_norm2, tiny)),
-                     tf.zeros_like(numerator))
-        out = self._peaks(f, covered, exclusion)
+        f, penalty, inverse_norm = self._correlation(data, weights, inverse)
+        found = _compiled("peaks")(f, penalty, self.log1pz, tf.constant(exclusion, tf.float64))
+        out = {name: value.numpy() for name, value in found.items()}
         if keep:
-            out["f"] = f.numpy()
-            out["t_norm2"] = t_norm2.numpy()
-        if variance is not None:
-            out["p"] = tf.matmul(tf.constant(variance, self.dtype), self.T2).numpy()
-            out["q"] = tf.matmul(tf.constant(data_variance, self.dtype), self.T).numpy()
+            out["f"] = (f + penalty * 0).numpy()  # -inf * 0 is NaN where not covered
+            out["inverse_norm"] = tf.broadcast_to(inverse_norm, tf.shape(f)).numpy()
         return out
 
-    def _peaks(self, f, covered, exclusion):
+    def candidates(self, data, weights, inverse, n_candidates):
+        """The best local maxima of f (and its minimum) over the grid: coarse-search seeds.
+
+        Parameters
+        ----------
+        data, weights, inverse
+            As for :meth:`search`.
+        n_candidates : int
+
+        Returns
+        -------
+        index : ndarray (n, n_candidates + 1) of int
+            The n_candidates highest local maxima of f (-1 where there are
+            fewer), then the index of the minimum of f.
+        """
+        f, penalty, _ = self._correlation(data, weights, inverse)
+        return _compiled("candidates", int(n_candidates))(f, penalty).numpy()
+
+    def search_windows(self, data, weights, inverse, centres, half_width, exclusion,
+                       pairs_per_product=256):
+        """f in windows of the grid around given centre indices, and its peaks there.
+
+        The fine stage of the coarse-to-fine search. The windows (``centres``
+        +- ``half_width``) of all spectra are sorted by position and taken in
+        groups of ``pairs_per_product``; each group is one dense matrix
+        product over the part of the grid its windows span, so the work stays
+        in matrix products while the grid outside the windows is never touched.
+
+        Parameters
+        ----------
+        data, weights, inverse
+            As for :meth:`search`.
+        centres : ndarray (n, c) of int
+            Window centres per spectrum (-1: no window).
+        half_width : int
+        exclusion : float
+            As for :meth:`search`.
+        pairs_per_product : int
+            Windows per matrix product.
+
+        Returns
+        -------
+        out : dict of ndarray
+            As :meth:`search`, from the windows only (``f_min`` too).
+        """
         tf = tensorflow()
-        neg_inf = tf.constant(-np.inf, f.dtype)
-        masked = tf.where(covered, f, neg_inf)
-        best = tf.argmax(masked, axis=1, output_type=tf.int32)
-        f_max = tf.reduce_max(masked, axis=1)
-        f_min = tf.reduce_min(tf.where(covered, f, tf.constant(np.inf, f.dtype)), axis=1)
-        # local maxima (ties to the left count), outside the exclusion zone
-        left = tf.pad(masked[:, :-1], [[0, 0], [1, 0]], constant_values=-np.inf)
-        right = tf.pad(masked[:, 1:], [[0, 0], [0, 1]], constant_values=-np.inf)
-        local = (masked >= left) & (masked > right) & covered
-        distance = tf.abs(self.log1pz[None, :] - tf.gather(self.log1pz, best)[:, None])
-        candidate = local & (distance > exclusion)
-        second_values = tf.where(candidate, masked, neg_inf)
-        second = tf.argmax(second_values, axis=1, output_type=tf.int32)
-        f_second = tf.reduce_max(second_values, axis=1)
-        has_second = tf.reduce_any(candidate, axis=1)
-        return {"best": best.numpy(), "f_max": f_max.numpy().astype(float),
-                "f_min": f_min.numpy().astype(float),
-                "second": tf.where(has_second, second, -1).numpy(),
-                "f_second": tf.where(has_second, f_second, neg_inf).numpy().astype(float),
-                "any_covered": tf.reduce_any(covered, axis=1).numpy()}
+        data = _row_major(data, self.dtype)
+        n, n_windows = centres.shape
+        width = min(2 * half_width + 1, self.n_z)
+        row, slot = np.nonzero(centres >= 0)
+        low = np.clip(centres[row, slot] - half_width, 0, self.n_z - width)
+        order = np.argsort(low, kind="stable")
+        row, slot, low = row[order], slot[order], low[order]
+        highest = np.full((n, n_windows, width), -np.inf)
+        lowest = np.full((n, n_windows, width), np.inf)
+        offsets = np.arange(width)
+        for first in range(0, row.size, pairs_per_product):
+            part = slice(first, first + pairs_per_product)
+            rows, start = row[part], int(low[part][0])
+            stop = int(low[part][-1]) + width
+            group_weights, group_inverse = ((weights[rows], None) if inverse is None
+                                            else (weights, inverse[rows]))
+            f, penalty, _ = self._correlation(tf.gather(data, rows), group_weights,
+                                              group_inverse, start, stop)
+            columns = tf.constant((low[part] - start)[:, None] + offsets)
+            penalty = tf.gather(tf.broadcast_to(penalty, tf.shape(f)), columns, batch_dims=1)
+            f = tf.gather(f, columns, batch_dims=1)
+            highest[rows, slot[part]] = (f + penalty).numpy()
+            lowest[rows, slot[part]] = (f - penalty).numpy()
+        index = np.full((n, n_windows, width), -1, dtype=np.int64)
+        index[row, slot] = low[:, None] + offsets
+        return _window_peaks(highest, lowest, index, self.log1pz.numpy(), exclusion)
+
+    def variance_products(self, variance, data_variance):
+        """``variance @ T^2`` and ``data_variance @ T`` over the whole grid (hot-path dtype).
+
+        The two extra products behind sigma_f over the whole grid (science.md
+        section 1): ``p = sum_j v_j T_jk^2`` and ``q = sum_j v_j d_j T_jk``.
+        """
+        tf = tensorflow()
+        p = tf.matmul(tf.constant(variance, self.dtype), self.rows2, transpose_b=True)
+        q = tf.matmul(tf.constant(data_variance, self.dtype), self.rows, transpose_b=True)
+        return p.numpy(), q.numpy()
+
+    def column_sums(self, index, linear, quadratic, chunk=64):
+        """Exact float64 sums over pixels of rows against gathered template columns.
+
+        For each spectrum i and window position k, ``sum_j a_ij T_j,index[i,k]``
+        for every row array ``a`` of ``linear`` and ``sum_j b_ij T_j,index[i,k]^2``
+        for every ``b`` of ``quadratic``. NumPy, ``chunk`` spectra at a time so
+        that the gathered columns stay in cache (measured faster than a
+        batched TensorFlow product for these thin shapes).
+
+        Parameters
+        ----------
+        index : ndarray (n, w) of int
+        linear, quadratic : list of ndarray (n, n_pixel), or of pairs of them
+            A pair stands for the elementwise product of its two arrays
+            (formed chunk by chunk, never for the whole batch).
+
+        Returns
+        -------
+        linear_sums, quadratic_sums : ndarray (len(linear), n, w), (len(quadratic), n, w)
+        """
+        if self._columns is None:
+            self._columns = self.columns64.numpy()  # a view of the tensor's buffer
+
+        def row(item, part):  # contiguous rows (batches of a cube come transposed)
+            if isinstance(item, tuple):
+                return np.multiply(item[0][part], item[1][part], order="C")
+            return np.ascontiguousarray(item[part])
+
+        n = index.shape[0]
+        out_linear = np.empty((len(linear), n, index.shape[1]))
+        out_quadratic = np.empty((len(quadratic), n, index.shape[1]))
+        for start in range(0, n, chunk):
+            part = slice(start, start + chunk)
+            columns = self._columns[index[part]]
+            for out, item in zip(out_linear, linear):
+                out[part] = np.einsum("cwl,cl->cw", columns, row(item, part))
+            columns *= columns
+            for out, item in zip(out_quadratic, quadratic):
+                out[part] = np.einsum("cwl,cl->cw", columns, row(item, part))
+        return out_linear, out_quadratic
 
     # ------------------------------------------------------------------ window
     def window(self, index, data, variance, scale, n_variance_terms, full_covariance=False,
@@ -209,3 +353,104 @@ class TemplateOperator:
             if correction:
                 cov -= f * f * rank_one[:, None]
         return f.numpy(), cov.numpy()
+
+
+def _row_major(data, dtype):
+    """A (n, n_pixel) array as a row-major tensor (a transposed view is transposed by TF)."""
+    tf = tensorflow()
+    if not data.flags.c_contiguous and data.T.flags.c_contiguous:
+        return tf.transpose(tf.constant(data.T, dtype))
+    return tf.constant(data, dtype)
+
+
+# ---------------------------------------------------------------------- peak finding
+#: Compile the peak finding with XLA (fuses its elementwise passes over the (n, n_z) f).
+JIT_COMPILE = True
+_COMPILED = {}
+
+
+def _compiled(name, *arguments):
+    """The TensorFlow function for a peak-finding step (built once per name and arguments)."""
+    key = (name,) + arguments
+    if key not in _COMPILED:
+        tf = tensorflow()
+        if name == "peaks":
+            function = _peaks
+        else:
+            def function(f, penalty):
+                return _candidates(f, penalty, *arguments)
+        _COMPILED[key] = tf.function(function, jit_compile=JIT_COMPILE)
+    return _COMPILED[key]
+
+
+def _local_maxima(masked):
+    """Local maxima along the grid (ties to the left count), where f is defined."""
+    tf = tensorflow()
+    left = tf.pad(masked[:, :-1], [[0, 0], [1, 0]], constant_values=-np.inf)
+    right = tf.pad(masked[:, 1:], [[0, 0], [0, 1]], constant_values=-np.inf)
+    return (masked >= left) & (masked > right) & (masked > -np.inf)
+
+
+def _peaks(f, penalty, log1pz, exclusion):
+    """Best peak, minimum, and best secondary local maximum outside the exclusion zone."""
+    tf = tensorflow()
+    masked = f + penalty
+    best = tf.argmax(masked, axis=1, output_type=tf.int32)
+    distance = tf.abs(log1pz[None, :] - tf.gather(log1pz, best)[:, None])
+    candidate = _local_maxima(masked) & (distance > exclusion)
+    second_values = tf.where(candidate, masked, tf.constant(-np.inf, masked.dtype))
+    has_second = tf.reduce_any(candidate, axis=1)
+    return {"best": best,
+            "f_max": tf.cast(tf.reduce_max(masked, axis=1), tf.float64),
+            "f_min": tf.cast(tf.reduce_min(f - penalty, axis=1), tf.float64),
+            "second": tf.where(has_second, tf.argmax(second_values, axis=1,
+                                                     output_type=tf.int32), -1),
+            "f_second": tf.cast(tf.reduce_max(second_values, axis=1), tf.float64)}
+
+
+def _candidates(f, penalty, n_candidates):
+    """Indices of the n_candidates highest local maxima (-1 if fewer) and of the minimum."""
+    tf = tensorflow()
+    masked = f + penalty
+    values = tf.where(_local_maxima(masked), masked, tf.constant(-np.inf, masked.dtype))
+    top = tf.math.top_k(values, k=n_candidates)
+    index = tf.where(top.values > -np.inf, top.indices, -1)
+    lowest = tf.argmin(f - penalty, axis=1, output_type=tf.int32)
+    return tf.concat([index, lowest[:, None]], axis=1)
+
+
+def _window_peaks(highest, lowest, index, log1pz, exclusion):
+    """:func:`_peaks` on windows of the grid (NumPy; the windows are small).
+
+    Parameters
+    ----------
+    highest, lowest : ndarray (n, c, w)
+        f + penalty and f - penalty in each spectrum's c windows (-inf and
+        +inf where not covered or where there is no window).
+    index : ndarray (n, c, w) of int
+        Grid index of each value (-1: no window).
+    log1pz : ndarray (n_z,)
+    exclusion : float
+    """
+    n = highest.shape[0]
+    rows = np.arange(n)
+    flat_index = index.reshape(n, -1)
+    position = np.argmax(highest.reshape(n, -1), axis=1)
+    best = flat_index[rows, position]
+    # a window's first and last values are local maxima only at the grid's edges
+    unknown = np.full(highest.shape[:2] + (1,), np.inf)
+    left = np.concatenate([np.where(index[..., :1] == 0, -np.inf, unknown),
+                           highest[..., :-1]], axis=2)
+    right = np.concatenate([highest[..., 1:],
+                            np.where(index[..., -1:] == log1pz.size - 1, -np.inf, unknown)],
+                           axis=2)
+    local = (highest >= left) & (highest > right) & (highest > -np.inf)
+    distance = np.abs(log1pz[np.maximum(index, 0)] - log1pz[np.maximum(best, 0)][:, None, None])
+    candidate = (local & (distance > exclusion)).reshape(n, -1)
+    second_values = np.where(candidate, highest.reshape(n, -1), -np.inf)
+    has_second = candidate.any(axis=1)
+    second = flat_index[rows, np.argmax(second_values, axis=1)]
+    return {"best": best.astype(np.int32), "f_max": highest.reshape(n, -1).max(axis=1),
+            "f_min": lowest.reshape(n, -1).min(axis=1),
+            "second": np.where(has_second, second, -1).astype(np.int32),
+            "f_second": second_values.max(axis=1)}
