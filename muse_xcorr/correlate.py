@@ -285,7 +285,7 @@ class Correlator:
     coarse_factor : int
         Fine steps per coarse step (coarse-to-fine only). Default 10.
     n_candidates : int
-        Coarse maxima refined on the fine grid (coarse-to-fine only). Default 4.
+        Coarse maxima refined on the fine grid (coarse-to-fine only). Default 8.
 
     Examples
     --------
@@ -300,7 +300,7 @@ class Correlator:
     def __init__(self, template, z, *, weighting="uniform", batch_size=1024, dtype="float32",
                  sigma_correction=True, keep_ccf=False, exclusion=1000 * u.km / u.s,
                  min_pixels=10, min_coverage=0.5, search="full", coarse_factor=10,
-                 n_candidates=4):
+                 n_candidates=8):
         if not isinstance(template, Template):
             raise TypeError(f"template must be a muse_xcorr.Template, got "
                             f"{type(template).__name__} (see Template.read / from_spectrum)")
