@@ -121,13 +121,7 @@ class TemplateOperator:
         The penalty and inverse norm have one row when every spectrum shares it.
         """
         tf = tensorflow()
-        if isinstance(data, np.ndarray) and not data.flags.c_contiguous and \
-                data.T.flags.c_contiguous:  # a transposed view: let the product transpose
-            numerator = tf.matmul(tf.constant(data.T, self.dtype), self.rows[start:stop],
-                                  transpose_a=True, transpose_b=True)
-        else:
-            numerator = tf.matmul(tf.constant(data, self.dtype) if isinstance(data, np.ndarray)
-                                  else data, self.rows[start:stop], transpose_b=True)
+        numerator = self._product(data, self.rows[start:stop])
         if inverse is None:  # one weight row per spectrum
             inverse_norm, penalty = self.norm_factors(weights, start, stop)
         else:
@@ -138,7 +132,15 @@ class TemplateOperator:
                 penalty = tf.gather(penalty, pattern_of_row.ravel())
         return numerator * inverse_norm, penalty, inverse_norm
 
-    def search(self, data, weights, inverse=None, exclusion=0.0, keep=False):
+    def _product(self, data, rows):
+        """``data @ rows.T`` in the hot-path dtype; a transposed view is not copied first."""
+        tf = tensorflow()
+        if not data.flags.c_contiguous and data.T.flags.c_contiguous:
+            return tf.matmul(tf.constant(data.T, self.dtype), rows, transpose_a=True,
+                             transpose_b=True)
+        return tf.matmul(tf.constant(data, self.dtype), rows, transpose_b=True)
+
+    def search(self, data, weights, inverse=None, exclusion=0.0, keep=None):
         """f over the whole grid for a batch, and its peaks.
 
         Parameters
@@ -152,9 +154,15 @@ class TemplateOperator:
         exclusion : float
             Half-width in ln(1 + z) around the best peak inside which no
             secondary peak is sought.
-        keep : bool
-            Also return f over the whole grid (``f``, NaN where the template
-            has no flux) and ``inverse_norm`` (1 / ||T_k|| per spectrum, 0 there).
+        keep : dict, optional
+            Also return f and sigma_f over the whole grid (``f``, ``sigma``,
+            NaN where the template has no flux), from per-spectrum terms:
+            uniform weighting ``variance`` and ``data_variance`` (n, n_pixel,
+            the scaled v and v d), ``r`` = sum v d^2 and ``correction`` =
+            sum v^2 / 2 (n,), for Var f = p/t - 2 f q/sqrt(t) + f^2 (r - correction)
+            (science.md sections 1, 1b on unit-norm data); inverse-variance
+            weighting ``a`` = 1 / ||d||_w^2 and ``correction``, for
+            Var f = a - f^2 (a + correction).
 
         Returns
         -------
@@ -167,9 +175,19 @@ class TemplateOperator:
         f, penalty, inverse_norm = self._correlation(data, weights, inverse)
         found = _compiled("peaks")(f, penalty, self.log1pz, tf.constant(exclusion, tf.float64))
         out = {name: value.numpy() for name, value in found.items()}
-        if keep:
-            out["f"] = (f + penalty * 0).numpy()  # -inf * 0 is NaN where not covered
-            out["inverse_norm"] = tf.broadcast_to(inverse_norm, tf.shape(f)).numpy()
+        if keep is not None:
+            rows = {name: tf.constant(keep[name][:, None], self.dtype)
+                    for name in ("r", "a", "correction") if name in keep}
+            if "variance" in keep:
+                p = self._product(keep["variance"], self.rows2)
+                q = self._product(keep["data_variance"], self.rows)
+                variance = p * inverse_norm ** 2 - 2 * f * q * inverse_norm + \
+                    f * f * (rows["r"] - rows["correction"])
+            else:
+                variance = rows["a"] - f * f * (rows["a"] + rows["correction"])
+            undefined = penalty * 0  # NaN where not covered (-inf * 0), else 0
+            out["f"] = (f + undefined).numpy()
+            out["sigma"] = (tf.sqrt(tf.maximum(variance, 0)) + undefined).numpy()
         return out
 
     def candidates(self, data, weights, inverse, n_candidates):
@@ -191,7 +209,7 @@ class TemplateOperator:
         return _compiled("candidates", int(n_candidates))(f, penalty).numpy()
 
     def search_windows(self, data, weights, inverse, centres, half_width, exclusion,
-                       pairs_per_product=256):
+                       pairs_per_product=64):
         """f in windows of the grid around given centre indices, and its peaks there.
 
         The fine stage of the coarse-to-fine search. The windows (``centres``
@@ -228,74 +246,98 @@ class TemplateOperator:
         highest = np.full((n, n_windows, width), -np.inf)
         lowest = np.full((n, n_windows, width), np.inf)
         offsets = np.arange(width)
+        window_group = self._window_group()
         for first in range(0, row.size, pairs_per_product):
             part = slice(first, first + pairs_per_product)
             rows, start = row[part], int(low[part][0])
-            stop = int(low[part][-1]) + width
-            group_weights, group_inverse = ((weights[rows], None) if inverse is None
-                                            else (weights, inverse[rows]))
-            f, penalty, _ = self._correlation(tf.gather(data, rows), group_weights,
-                                              group_inverse, start, stop)
-            columns = tf.constant((low[part] - start)[:, None] + offsets)
-            penalty = tf.gather(tf.broadcast_to(penalty, tf.shape(f)), columns, batch_dims=1)
-            f = tf.gather(f, columns, batch_dims=1)
-            highest[rows, slot[part]] = (f + penalty).numpy()
-            lowest[rows, slot[part]] = (f - penalty).numpy()
+            if inverse is None:  # one weight row per spectrum
+                group_weights, pattern = weights[rows], np.arange(rows.size)
+            else:
+                patterns, pattern = np.unique(inverse[rows], return_inverse=True)
+                group_weights = weights[patterns]
+            high, low_values = window_group(
+                data, tf.constant(rows, tf.int32), tf.constant(start, tf.int32),
+                tf.constant(int(low[part][-1]) + width, tf.int32),
+                tf.constant(group_weights, self.dtype),
+                tf.constant(pattern.ravel(), tf.int32),
+                tf.constant((low[part] - start)[:, None] + offsets, tf.int32))
+            highest[rows, slot[part]] = high.numpy()
+            lowest[rows, slot[part]] = low_values.numpy()
         index = np.full((n, n_windows, width), -1, dtype=np.int64)
         index[row, slot] = low[:, None] + offsets
         return _window_peaks(highest, lowest, index, self.log1pz.numpy(), exclusion)
 
-    def variance_products(self, variance, data_variance):
-        """``variance @ T^2`` and ``data_variance @ T`` over the whole grid (hot-path dtype).
+    def _window_group(self):
+        """The traced step of :meth:`search_windows`: f of a group of windows (one graph)."""
+        if getattr(self, "_window_step", None) is None:
+            tf = tensorflow()
+            spec = [tf.TensorSpec([None, self.n_pixel], self.dtype),
+                    tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32),
+                    tf.TensorSpec([], tf.int32), tf.TensorSpec([None, self.n_pixel], self.dtype),
+                    tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None], tf.int32)]
 
-        The two extra products behind sigma_f over the whole grid (science.md
-        section 1): ``p = sum_j v_j T_jk^2`` and ``q = sum_j v_j d_j T_jk``.
-        """
-        tf = tensorflow()
-        p = tf.matmul(tf.constant(variance, self.dtype), self.rows2, transpose_b=True)
-        q = tf.matmul(tf.constant(data_variance, self.dtype), self.rows, transpose_b=True)
-        return p.numpy(), q.numpy()
+            def step(data, rows, start, stop, weights, pattern, columns):
+                numerator = tf.matmul(tf.gather(data, rows), self.rows[start:stop],
+                                      transpose_b=True)
+                t_norm2 = tf.matmul(weights, self.rows2[start:stop], transpose_b=True)
+                covered = t_norm2 > self._tiny
+                zeros = tf.zeros_like(t_norm2)
+                inverse_norm = tf.where(covered, tf.math.rsqrt(tf.maximum(t_norm2, self._tiny)),
+                                        zeros)
+                penalty = tf.gather(tf.where(covered, zeros, zeros - np.inf), pattern)
+                f = numerator * tf.gather(inverse_norm, pattern)
+                f = tf.gather(f, columns, batch_dims=1)
+                penalty = tf.gather(penalty, columns, batch_dims=1)
+                return f + penalty, f - penalty
 
-    def column_sums(self, index, linear, quadratic, chunk=64):
+            self._window_step = tf.function(step, input_signature=spec).get_concrete_function()
+        return self._window_step
+
+    def column_sums(self, index, linear, quadratic, centre_linear=(), centre_quadratic=(),
+                    chunk=64):
         """Exact float64 sums over pixels of rows against gathered template columns.
 
         For each spectrum i and window position k, ``sum_j a_ij T_j,index[i,k]``
         for every row array ``a`` of ``linear`` and ``sum_j b_ij T_j,index[i,k]^2``
-        for every ``b`` of ``quadratic``. NumPy, ``chunk`` spectra at a time so
+        for every ``b`` of ``quadratic``; the ``centre_`` ones only at the
+        middle position of the window. NumPy, ``chunk`` spectra at a time so
         that the gathered columns stay in cache (measured faster than a
         batched TensorFlow product for these thin shapes).
 
         Parameters
         ----------
         index : ndarray (n, w) of int
-        linear, quadratic : list of ndarray (n, n_pixel), or of pairs of them
-            A pair stands for the elementwise product of its two arrays
-            (formed chunk by chunk, never for the whole batch).
+        linear, quadratic, centre_linear, centre_quadratic : list
+            Items: an ndarray (n, n_pixel); a pair of them (their elementwise
+            product, formed chunk by chunk); or ``(rows, which)``-style
+            ``("take", table, row_index)``: rows ``table[row_index]`` of a
+            small table (e.g. the validity patterns).
 
         Returns
         -------
-        linear_sums, quadratic_sums : ndarray (len(linear), n, w), (len(quadratic), n, w)
+        sums : tuple of ndarray
+            (len(items), n, w) for the first two lists, (len(items), n) for the others.
         """
         if self._columns is None:
             self._columns = self.columns64.numpy()  # a view of the tensor's buffer
-
-        def row(item, part):  # contiguous rows (batches of a cube come transposed)
-            if isinstance(item, tuple):
-                return np.multiply(item[0][part], item[1][part], order="C")
-            return np.ascontiguousarray(item[part])
-
-        n = index.shape[0]
-        out_linear = np.empty((len(linear), n, index.shape[1]))
-        out_quadratic = np.empty((len(quadratic), n, index.shape[1]))
+        n, w = index.shape
+        middle = w // 2
+        outs = (np.empty((len(linear), n, w)), np.empty((len(quadratic), n, w)),
+                np.empty((len(centre_linear), n)), np.empty((len(centre_quadratic), n)))
         for start in range(0, n, chunk):
             part = slice(start, start + chunk)
+            rows = _ChunkRows(part)
             columns = self._columns[index[part]]
-            for out, item in zip(out_linear, linear):
-                out[part] = np.einsum("cwl,cl->cw", columns, row(item, part))
+            for out, item in zip(outs[0], linear):
+                out[part] = np.einsum("cwl,cl->cw", columns, rows(item))
+            for out, item in zip(outs[2], centre_linear):
+                out[part] = np.einsum("cl,cl->c", columns[:, middle], rows(item))
             columns *= columns
-            for out, item in zip(out_quadratic, quadratic):
-                out[part] = np.einsum("cwl,cl->cw", columns, row(item, part))
-        return out_linear, out_quadratic
+            for out, item in zip(outs[1], quadratic):
+                out[part] = np.einsum("cwl,cl->cw", columns, rows(item))
+            for out, item in zip(outs[3], centre_quadratic):
+                out[part] = np.einsum("cl,cl->c", columns[:, middle], rows(item))
+        return outs
 
     # ------------------------------------------------------------------ window
     def window(self, index, data, variance, scale, n_variance_terms, full_covariance=False,
@@ -361,6 +403,28 @@ def _row_major(data, dtype):
     if not data.flags.c_contiguous and data.T.flags.c_contiguous:
         return tf.transpose(tf.constant(data.T, dtype))
     return tf.constant(data, dtype)
+
+
+class _ChunkRows:
+    """Rows ``part`` of the arrays of :meth:`TemplateOperator.column_sums`, made contiguous once.
+
+    Batches of a cube stored wavelength first are transposed views, whose
+    rows are slow to read; each array's chunk is copied once and reused.
+    """
+
+    def __init__(self, part):
+        self.part = part
+        self.cache = {}
+
+    def __call__(self, item):
+        if isinstance(item, tuple) and isinstance(item[0], str):  # ("take", table, rows)
+            _, table, row_index = item
+            return table[row_index[self.part]]
+        if isinstance(item, tuple):
+            return self(item[0]) * self(item[1])
+        if id(item) not in self.cache:
+            self.cache[id(item)] = np.ascontiguousarray(item[self.part], dtype=float)
+        return self.cache[id(item)]
 
 
 # ---------------------------------------------------------------------- peak finding

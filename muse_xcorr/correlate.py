@@ -116,6 +116,7 @@ class _Working:
         safe_norm = np.sqrt(np.where(self.skipped, 1.0, norm2))
         # validity patterns: most spaxels of a cube share one (none, or the AO gap)
         self.patterns, self.pattern_of_row = _validity_patterns(valid & ~self.skipped[:, None])
+        self.patterns_float = self.patterns.astype(float)
         if weighting == "uniform":
             scale = np.where(self.skipped, 0.0, 1.0 / safe_norm)[:, None]
             self.search_data = np.multiply(d, scale, dtype=dtype)
@@ -155,24 +156,32 @@ class _Working:
         return np.sqrt(self.inverse_variance)
 
     def peak_sums(self, operator, index, rows=slice(None)):
-        """Exact float64 f and first-order Var f at grid indices ``index`` (n, w).
+        """Exact float64 f at grid indices ``index`` (n, 3) and first-order Var f at the centre.
 
         From four sums over pixels per redshift (science.md section 1):
-        ``a = sum d T``, ``t = sum m T^2``, ``p = sum v T^2``,
-        ``q = sum v d T`` (weighted: w d, w, w, w d on the raw data), without
-        forming the gradient.
+        ``a = sum d T``, ``t = sum m T^2`` (from the validity patterns),
+        ``p = sum v T^2``, ``q = sum v d T`` (weighted: w d, w, w, w d on the
+        raw data), without forming the gradient.
+
+        Returns
+        -------
+        f : ndarray (n, 3)
+        variance : ndarray (n,)
         """
-        d, v = self._flux[rows], self._variance[rows]
+        d = self._flux[rows]
         if self.weighting == "uniform":
-            (a, q), (t, p) = operator.column_sums(index, [d, (v, d)], [self.valid[rows], v])
+            v = self._variance[rows]
+            patterns = ("take", self.patterns_float, self.pattern_of_row[rows])
+            (a,), (t,), (q,), (p,) = operator.column_sums(index, [d], [patterns], [(v, d)], [v])
         else:
             w = self.inverse_variance[rows]
-            (a,), (t,) = operator.column_sums(index, [(w, d)], [w])
-            q, p = a, t
+            (a,), (t,), _, _ = operator.column_sums(index, [(w, d)], [w])
+            q, p = a[:, 1], t[:, 1]
         norm2 = np.where(self.skipped[rows], 1.0, self.norm2[rows])[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             f = np.where(t > 0, a / np.sqrt(norm2 * t), 0.0)
-        variance = first_order_variance(f, p, q, t, self.variance_norm2[rows][:, None], norm2)
+        variance = first_order_variance(f[:, 1], p, q, t[:, 1], self.variance_norm2[rows],
+                                        norm2[:, 0])
         return f, variance
 
 
@@ -490,7 +499,7 @@ class Correlator:
         at_edge = (best == 0) | (best == k_max)
         vertex = parabola_vertex(self.z[index], f)
         z_best = np.where(at_edge | ~np.isfinite(vertex), self.z[best], vertex)
-        f_best, var_best = f[:, 1], var[:, 1]
+        f_best, var_best = f[:, 1], var
         no_data = (work.n_valid == 0) | ~(work.norm2 > 0)
         few_pixels = work.skipped & ~no_data
         flags = np.zeros(len(batch), dtype=np.int32)
@@ -518,7 +527,7 @@ class Correlator:
             values["chi2_best"] = work.norm2 * (1 - f_best ** 2)
             values["chi2_second"] = work.norm2 * (1 - values["f_second"] ** 2)
         if self.keep_ccf:
-            values["ccf_f"], values["ccf_sigma"] = self._full_curves(found, work)
+            values["ccf_f"], values["ccf_sigma"] = found["f"], found["sigma"]
         for name, value in values.items():
             value = np.asarray(value)
             if value.dtype.kind == "f":
@@ -531,13 +540,8 @@ class Correlator:
     def _search(self, operator, work, exclusion):
         """The hot-path search: best and secondary peaks of f on the grid."""
         if self.search == "full":
-            found = operator.search(work.search_data, work.search_weights, work.search_inverse,
-                                    exclusion, keep=self.keep_ccf)
-            if self.keep_ccf and self.weighting == "uniform":
-                terms = work.full_sigma_terms
-                found["p"], found["q"] = operator.variance_products(
-                    terms["variance"], terms["data_variance"])
-            return found
+            return operator.search(work.search_data, work.search_weights, work.search_inverse,
+                                   exclusion, keep=self._curve_terms(work))
         coarse, factor = self._coarse_operator(operator)
         seeds = coarse.candidates(work.search_data, work.search_weights, work.search_inverse,
                                   min(self.n_candidates, coarse.n_z))
@@ -547,30 +551,22 @@ class Correlator:
                                        exclusion)
 
     def _peak_window(self, operator, work, index, rows=slice(None)):
-        """Float64 f, corrected Var f and failure rows at ``index`` for spectra ``rows``."""
+        """Float64 f (n, 3), corrected Var f at the centre and failed rows at ``index``."""
         f, first_order = work.peak_sums(operator, index, rows)
-        return self._corrected(f, first_order, work.norm2[rows], work.n_variance_terms[rows],
-                               False)
+        _, variance, failed = self._corrected(f[:, 1:2], first_order[:, None], work.norm2[rows],
+                                              work.n_variance_terms[rows], False)
+        return f, variance[:, 0], failed
 
-    def _full_curves(self, found, work):
-        """f(z) and sigma_f(z) over the whole grid from the hot-path products."""
-        f = found["f"].astype(float)
+    def _curve_terms(self, work):
+        """Per-spectrum terms of sigma_f over the whole grid (None unless keep_ccf)."""
+        if not self.keep_ccf:
+            return None
+        correction = self.sigma_correction * work.n_variance_terms
         if self.weighting == "uniform":
             terms = work.full_sigma_terms
-            inverse_norm = found["inverse_norm"].astype(float)
-            with np.errstate(divide="ignore"):
-                t_norm2 = np.where(inverse_norm > 0, inverse_norm ** -2, 0.0)
-            var = first_order_variance(f, found["p"], found["q"], t_norm2,
-                                       terms["r"][:, None], 1.0)
-            if self.sigma_correction:
-                var -= f ** 2 * terms["s2"][:, None] / 2
-            var = np.where(inverse_norm > 0, var, np.nan)
-        else:
-            norm2 = np.where(work.norm2 > 0, work.norm2, np.inf)[:, None]
-            var = (1 - f ** 2) / norm2
-            if self.sigma_correction:
-                var -= f ** 2 * work.n_valid[:, None] / (2 * norm2 ** 2)
-        return f, np.sqrt(np.maximum(var, 0.0))
+            return dict(terms, correction=self.sigma_correction * terms["s2"] / 2)
+        norm2 = np.where(work.norm2 > 0, work.norm2, np.inf)
+        return {"a": 1 / norm2, "correction": correction / (2 * norm2 ** 2)}
 
 
 def _coverage_fraction(patterns, pattern_of_row, first, stop, n_valid):
