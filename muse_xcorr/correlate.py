@@ -530,7 +530,7 @@ class Correlator:
             values["ccf_f"], values["ccf_sigma"] = found["f"], found["sigma"]
         for name, value in values.items():
             value = np.asarray(value)
-            if value.dtype.kind == "f":
+            if value.dtype.kind == "f" and work.skipped.any():
                 value = np.where(work.skipped.reshape((-1,) + (1,) * (value.ndim - 1)),
                                  np.nan, value)
             if name not in maps:
