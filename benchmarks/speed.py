@@ -206,15 +206,17 @@ def main(argv=None):
                         help="quick run: 512 spectra x 1000 redshifts, 256 whole-range spectra")
     parser.add_argument("--n-spectra", type=int, help="spectra of (a)-(c) (default 4096)")
     parser.add_argument("--n-z", type=int, help="redshifts of (a)-(c) (default 2000)")
-    parser.add_argument("--n-range", type=int, help="spectra of (d) (default 2048)")
+    parser.add_argument("--n-range", type=int, help="spectra of (d) (default 4096)")
     parser.add_argument("--n-specutils", type=int, help="spectra for specutils (default 20)")
-    parser.add_argument("--batch-size", type=int, default=1024, help="batch of (d)")
+    parser.add_argument("--batch-size", type=int, default=4096,
+                        help="batch of (d); the coarse-to-fine windows pack densest in "
+                        "large batches")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--intra-op", type=int, help="TensorFlow intra-op threads")
     parser.add_argument("--inter-op", type=int, help="TensorFlow inter-op threads")
     parser.add_argument("--skip-range", action="store_true", help="skip (d)")
     args = parser.parse_args(argv)
-    defaults = (512, 1000, 256, 5) if args.small else (4096, 2000, 2048, 20)
+    defaults = (512, 1000, 256, 5) if args.small else (4096, 2000, 4096, 20)
     for name, value in zip(("n_spectra", "n_z", "n_range", "n_specutils"), defaults):
         if getattr(args, name) is None:
             setattr(args, name, value)

@@ -290,6 +290,7 @@ class Correlator:
         faster on long grids (e.g. 0 < z < 6.7 at 30 km/s), but it can miss
         a global maximum narrower than the coarse step that the averaging
         pushes below n_candidates other maxima (pure noise, very low S/N).
+        Its windows pack densest in large batches (``batch_size`` 4096).
         See the performance page of the docs.
     coarse_factor : int
         Fine steps per coarse step (coarse-to-fine only). Default 10.
