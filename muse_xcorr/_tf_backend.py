@@ -15,10 +15,14 @@ The formulas are those of science.md sections 1, 1b and 2; the module-level
 docstrings of :mod:`muse_xcorr.correlate` explain how the inputs are scaled.
 """
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 _tf = None
+
+#: Threads for the float64 peak sums (NumPy); see docs/performance.rst.
+SUM_THREADS = min(os.cpu_count() or 1, 4)
 
 
 def tensorflow():
@@ -324,7 +328,8 @@ class TemplateOperator:
         middle = w // 2
         outs = (np.empty((len(linear), n, w)), np.empty((len(quadratic), n, w)),
                 np.empty((len(centre_linear), n)), np.empty((len(centre_quadratic), n)))
-        for start in range(0, n, chunk):
+
+        def sums(start):
             part = slice(start, start + chunk)
             rows = _ChunkRows(part)
             columns = self._columns[index[part]]
@@ -337,6 +342,14 @@ class TemplateOperator:
                 out[part] = np.einsum("cwl,cl->cw", columns, rows(item))
             for out, item in zip(outs[3], centre_quadratic):
                 out[part] = np.einsum("cl,cl->c", columns[:, middle], rows(item))
+
+        starts = range(0, n, chunk)
+        if SUM_THREADS > 1 and len(starts) > 1:  # NumPy releases the GIL in these loops
+            with ThreadPoolExecutor(SUM_THREADS) as pool:
+                list(pool.map(sums, starts))
+        else:
+            for start in starts:
+                sums(start)
         return outs
 
     # ------------------------------------------------------------------ window
