@@ -185,13 +185,12 @@ class TemplateOperator:
             if "variance" in keep:
                 p = self._product(keep["variance"], self.rows2)
                 q = self._product(keep["data_variance"], self.rows)
-                variance = p * inverse_norm ** 2 - 2 * f * q * inverse_norm + \
-                    f * f * (rows["r"] - rows["correction"])
+                curves = _compiled("curves")(f, penalty, inverse_norm, p, q, rows["r"],
+                                             rows["correction"])
             else:
-                variance = rows["a"] - f * f * (rows["a"] + rows["correction"])
-            undefined = penalty * 0  # NaN where not covered (-inf * 0), else 0
-            out["f"] = (f + undefined).numpy()
-            out["sigma"] = (tf.sqrt(tf.maximum(variance, 0)) + undefined).numpy()
+                curves = _compiled("weighted_curves")(f, penalty, rows["a"],
+                                                      rows["correction"])
+            out["f"], out["sigma"] = (curve.numpy() for curve in curves)
         return out
 
     def candidates(self, data, weights, inverse, n_candidates):
@@ -465,8 +464,9 @@ def _compiled(name, *arguments):
     key = (name,) + arguments
     if key not in _COMPILED:
         tf = tensorflow()
-        if name == "peaks":
-            function = _peaks
+        if name in ("peaks", "curves", "weighted_curves"):
+            function = {"peaks": _peaks, "curves": _curves,
+                        "weighted_curves": _weighted_curves}[name]
         else:
             def function(f, penalty):
                 return _candidates(f, penalty, *arguments)
@@ -497,6 +497,27 @@ def _peaks(f, penalty, log1pz, exclusion):
             "second": tf.where(has_second, tf.argmax(second_values, axis=1,
                                                      output_type=tf.int32), -1),
             "f_second": tf.cast(tf.reduce_max(second_values, axis=1), tf.float64)}
+
+
+def _curves(f, penalty, inverse_norm, p, q, r, correction):
+    """f and sigma_f over the grid, NaN where not covered (uniform weighting, unit-norm data).
+
+    ``Var f = p / t - 2 f q / sqrt(t) + f^2 (r - correction)`` with
+    ``1 / sqrt(t) = inverse_norm`` (science.md sections 1 and 1b).
+    """
+    variance = p * inverse_norm ** 2 - 2 * f * q * inverse_norm + f * f * (r - correction)
+    return _undefined_where_uncovered(f, variance, penalty)
+
+
+def _weighted_curves(f, penalty, a, correction):
+    """The same for inverse-variance weighting: ``Var f = a - f^2 (a + correction)``."""
+    return _undefined_where_uncovered(f, a - f * f * (a + correction), penalty)
+
+
+def _undefined_where_uncovered(f, variance, penalty):
+    tf = tensorflow()
+    undefined = penalty * 0  # NaN where not covered (-inf * 0), else 0
+    return f + undefined, tf.sqrt(tf.maximum(variance, 0)) + undefined
 
 
 def _candidates(f, penalty, n_candidates):
