@@ -31,10 +31,12 @@ from .grid import as_zgrid
 from .spectra import MuseCube, MuseSpectrum, _SpectralData
 from .templates import Template
 
-__all__ = ["Correlator", "WEIGHTINGS"]
+__all__ = ["Correlator", "WEIGHTINGS", "SEARCHES"]
 
 #: The weightings the correlator knows.
 WEIGHTINGS = ("uniform", "inverse_variance")
+#: The searches over the redshift grid.
+SEARCHES = ("full", "coarse-to-fine")
 
 
 def as_spectral_data(data):
@@ -78,54 +80,166 @@ def parabola_vertex(x, y):
 
 
 class _Working:
-    """One batch in the working spaces of the search (scaled) and the window (float64)."""
+    """One batch in the working spaces of the search (scaled) and the window (float64).
 
-    def __init__(self, batch, weighting, min_pixels, full_sigma):
+    The search needs the spectra scaled to unit norm in the hot-path dtype
+    and the template-norm weights; the reported float64 numbers need only
+    per-spectrum sums (:meth:`peak_sums`). The float64 arrays of
+    :meth:`Correlator.window` are formed only when asked for.
+    """
+
+    def __init__(self, batch, weighting, min_pixels, full_sigma, dtype="float32"):
+        # spectra of a cube stored wavelength-first arrive as a transposed view
+        # (n, n_pixel): every operation here keeps the memory order ('K') rather
+        # than paying for a transposing copy, and the backend multiplies either order
         d, v, valid = batch.flux, batch.variance, batch.valid
+        self.weighting = weighting
         self.n_valid = valid.sum(axis=1)
         self.bad_variance = batch.bad_variance
         self.valid = valid
+        self._flux, self._variance = d, v
         self.full_sigma_terms = None
         if weighting == "uniform":
+            self.inverse_variance = None
             norm2 = np.einsum("ij,ij->i", d, d)
-            self.window_data, self.window_variance = d, v
-            self.window_scale = valid.astype(float)
             self.n_variance_terms = np.einsum("ij,ij->i", v, v)
+            self.variance_norm2 = np.einsum("ij,ij,ij->i", v, d, d)
         else:
             w = np.zeros_like(v)
             np.divide(1.0, v, out=w, where=valid)
+            self.inverse_variance = w
             norm2 = np.einsum("ij,ij,ij->i", w, d, d)
-            sqrt_w = np.sqrt(w)
-            self.window_data, self.window_variance = d * sqrt_w, valid.astype(float)
-            self.window_scale = sqrt_w
             self.n_variance_terms = self.n_valid.astype(float)
+            self.variance_norm2 = norm2
         self.norm2 = norm2
         self.skipped = (self.n_valid < max(min_pixels, 1)) | ~(norm2 > 0)
         safe_norm = np.sqrt(np.where(self.skipped, 1.0, norm2))
+        # validity patterns: most spaxels of a cube share one (none, or the AO gap)
+        self.patterns, self.pattern_of_row = _validity_patterns(valid & ~self.skipped[:, None])
+        self.patterns_float = self.patterns.astype(float)
         if weighting == "uniform":
-            self.search_data = np.where(self.skipped[:, None], 0.0, d / safe_norm[:, None])
-            keys = np.packbits(valid & ~self.skipped[:, None], axis=1)
-            unique_keys, inverse = np.unique(keys, axis=0, return_inverse=True)
-            self.unique_weights = np.unpackbits(unique_keys, axis=1,
-                                                count=valid.shape[1]).astype(float)
-            self.inverse = inverse.ravel().astype(np.int32)
-            self.norm_weights = None
+            scale = np.where(self.skipped, 0.0, 1.0 / safe_norm)[:, None]
+            self.search_data = np.multiply(d, scale, dtype=dtype)
+            self.search_weights = self.patterns.astype(dtype)
+            self.search_inverse = self.pattern_of_row
             if full_sigma:
-                v_hat = v / (safe_norm ** 2)[:, None]
-                d_hat = self.search_data
+                v_hat = v * scale ** 2
                 self.full_sigma_terms = {
-                    "variance": v_hat, "data_variance": v_hat * d_hat,
-                    "r": np.einsum("ij,ij,ij->i", v_hat, d_hat, d_hat),
-                    "s2": np.einsum("ij,ij->i", v_hat, v_hat)}
+                    "variance": v_hat.astype(dtype),
+                    "data_variance": np.multiply(v_hat, self.search_data, dtype=dtype),
+                    "r": self.variance_norm2 / safe_norm ** 4,
+                    "s2": self.n_variance_terms / safe_norm ** 4}
         else:
             w_max = w.max(axis=1, initial=0.0)
             w_tilde = w / np.where(w_max > 0, w_max, 1.0)[:, None]
             tilde_norm = np.sqrt(np.einsum("ij,ij,ij->i", w_tilde, d, d))
-            tilde_norm = np.where(self.skipped | ~(tilde_norm > 0), 1.0, tilde_norm)
-            self.search_data = np.where(self.skipped[:, None], 0.0,
-                                        w_tilde * d / tilde_norm[:, None])
-            self.norm_weights = np.where(self.skipped[:, None], 0.0, w_tilde)
-            self.unique_weights = self.inverse = None
+            tilde_norm = np.where(self.skipped | ~(tilde_norm > 0), np.inf, tilde_norm)
+            self.search_data = (w_tilde * d / tilde_norm[:, None]).astype(dtype)
+            self.search_weights = np.where(self.skipped[:, None], 0.0, w_tilde).astype(dtype)
+            self.search_inverse = None
+
+    # -- the float64 window of Correlator.window (whitened data when weighted)
+    @property
+    def window_data(self):
+        if self.weighting == "uniform":
+            return self._flux
+        return self._flux * np.sqrt(self.inverse_variance)
+
+    @property
+    def window_variance(self):
+        return self._variance if self.weighting == "uniform" else self.valid.astype(float)
+
+    @property
+    def window_scale(self):
+        if self.weighting == "uniform":
+            return self.valid.astype(float)
+        return np.sqrt(self.inverse_variance)
+
+    def peak_sums(self, operator, index, rows=slice(None)):
+        """Exact float64 f at grid indices ``index`` (n, 3) and first-order Var f at the centre.
+
+        From four sums over pixels per redshift (science.md section 1):
+        ``a = sum d T``, ``t = sum m T^2`` (from the validity patterns),
+        ``p = sum v T^2``, ``q = sum v d T`` (weighted: w d, w, w, w d on the
+        raw data), without forming the gradient.
+
+        Returns
+        -------
+        f : ndarray (n, 3)
+        variance : ndarray (n,)
+        """
+        d = self._flux[rows]
+        if self.weighting == "uniform":
+            v = self._variance[rows]
+            patterns = ("take", self.patterns_float, self.pattern_of_row[rows])
+            (a,), (t,), (q,), (p,) = operator.column_sums(index, [d], [patterns], [(v, d)], [v])
+        else:
+            w = self.inverse_variance[rows]
+            (a,), (t,), _, _ = operator.column_sums(index, [(w, d)], [w])
+            q, p = a[:, 1], t[:, 1]
+        norm2 = np.where(self.skipped[rows], 1.0, self.norm2[rows])[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(t > 0, a / np.sqrt(norm2 * t), 0.0)
+        variance = first_order_variance(f[:, 1], p, q, t[:, 1], self.variance_norm2[rows],
+                                        norm2[:, 0])
+        return f, variance
+
+
+def _validity_patterns(usable, direct_rounds=4):
+    """The distinct rows of a boolean (n, n_pixel) array and the pattern of each row.
+
+    Most spaxels of a cube share a pattern, so a few rounds compare every
+    remaining row with one representative (fast in any memory order); the
+    rows still ungrouped after ``direct_rounds`` are grouped by their packed bits.
+
+    Returns
+    -------
+    patterns : ndarray (m, n_pixel) of bool
+    pattern_of_row : ndarray (n,) of int32
+    """
+    n = usable.shape[0]
+    pattern_of_row = np.full(n, -1, dtype=np.int32)
+    representatives = []
+    left = np.arange(n)
+    while left.size and len(representatives) < direct_rounds:
+        rows = usable if left.size == n else usable[left]
+        same = np.all(rows == usable[left[0]], axis=1)
+        pattern_of_row[left[same]] = len(representatives)
+        representatives.append(left[0])
+        left = left[~same]
+    if left.size:
+        keys = np.ascontiguousarray(np.packbits(usable[left], axis=1))
+        keys = keys.view(np.dtype((np.void, max(keys.shape[1], 1)))).ravel()
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        pattern_of_row[left] = len(representatives) + inverse.ravel()
+        representatives.extend(left[first])
+    return usable[representatives], pattern_of_row
+
+
+def first_order_variance(f, p, q, t_norm2, r, norm2):
+    """First-order variance of f from sums over pixels (science.md section 1).
+
+    ``Var f = [p / t - 2 f q / (||d|| sqrt(t)) + f^2 r / ||d||^2] / ||d||^2``
+
+    Parameters
+    ----------
+    f : ndarray
+        The correlation.
+    p, q : ndarray
+        ``sum_j v_j T_j^2`` and ``sum_j v_j d_j T_j`` (valid pixels).
+    t_norm2 : ndarray
+        ``sum_j m_j T_j^2``; where it is 0 the variance is 0.
+    r, norm2 : ndarray
+        ``sum_j v_j d_j^2`` and ``||d||^2`` (broadcast against f).
+
+    Returns
+    -------
+    variance : ndarray
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = (p / t_norm2 - 2 * f * q / np.sqrt(norm2 * t_norm2)
+                    + f * f * r / norm2) / norm2
+    return np.where(t_norm2 > 0, variance, 0.0)
 
 
 class Correlator:
@@ -167,6 +281,21 @@ class Correlator:
     min_coverage : float
         Flag LOW_COVERAGE when, at z_best, the template covers less than this
         fraction of the valid pixels. Default 0.5.
+    search : {"full", "coarse-to-fine"}
+        ``"full"`` (default): f over every redshift of ``z``, the exact
+        argmax. ``"coarse-to-fine"``: f over every ``coarse_factor``-th
+        redshift with the template averaged over each coarse step, then ``z``
+        itself in windows of +-1.5 coarse steps around the ``n_candidates``
+        best coarse local maxima (and the coarse minimum); several times
+        faster on long grids (e.g. 0 < z < 6.7 at 30 km/s), but it can miss
+        a global maximum narrower than the coarse step that the averaging
+        pushes below n_candidates other maxima (pure noise, very low S/N).
+        Its windows pack densest in large batches (``batch_size`` 4096).
+        See the performance page of the docs.
+    coarse_factor : int
+        Fine steps per coarse step (coarse-to-fine only). Default 10.
+    n_candidates : int
+        Coarse maxima refined on the fine grid (coarse-to-fine only). Default 8.
 
     Examples
     --------
@@ -180,7 +309,8 @@ class Correlator:
 
     def __init__(self, template, z, *, weighting="uniform", batch_size=1024, dtype="float32",
                  sigma_correction=True, keep_ccf=False, exclusion=1000 * u.km / u.s,
-                 min_pixels=10, min_coverage=0.5):
+                 min_pixels=10, min_coverage=0.5, search="full", coarse_factor=10,
+                 n_candidates=8):
         if not isinstance(template, Template):
             raise TypeError(f"template must be a muse_xcorr.Template, got "
                             f"{type(template).__name__} (see Template.read / from_spectrum)")
@@ -190,6 +320,13 @@ class Correlator:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         if int(batch_size) < 1:
             raise ValueError("batch_size must be a positive integer")
+        if search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
+        if search == "coarse-to-fine" and keep_ccf:
+            raise ValueError("keep_ccf=True needs f over the whole grid: use search='full'")
+        if int(coarse_factor) < 2 or int(n_candidates) < 1:
+            raise ValueError(f"coarse_factor must be >= 2 and n_candidates >= 1, got "
+                             f"{coarse_factor} and {n_candidates}")
         self.template = template
         self.z = as_zgrid(z)
         self.weighting = weighting
@@ -200,12 +337,16 @@ class Correlator:
         self.exclusion = u.Quantity(exclusion, u.km / u.s)
         self.min_pixels = int(min_pixels)
         self.min_coverage = float(min_coverage)
+        self.search = search
+        self.coarse_factor = int(coarse_factor)
+        self.n_candidates = int(n_candidates)
         self._operators = {}
+        self._coarse = {}
 
     def __repr__(self):
         return (f"<Correlator {self.template!r}, {self.z.size} redshifts "
                 f"{self.z[0]:.4f}-{self.z[-1]:.4f}, weighting={self.weighting!r}, "
-                f"dtype={self.dtype}>")
+                f"dtype={self.dtype}, search={self.search!r}>")
 
     # ------------------------------------------------------------------ set-up
     def _operator(self, data):
@@ -225,6 +366,26 @@ class Correlator:
             operator = _tf_backend.TemplateOperator(matrix, np.log1p(self.z), self.dtype)
             self._operators = {key: (operator, first, stop)}
         return self._operators[key]
+
+    def _coarse_operator(self, operator):
+        """The coarse grid's operator: every coarse_factor-th redshift, template box-averaged.
+
+        Column j averages the fine columns within half a coarse step of fine
+        index j * coarse_factor, so that a peak narrower than the coarse step
+        still shows in the coarse f.
+        """
+        if id(operator) not in self._coarse:
+            factor = min(self.coarse_factor, max(self.z.size // 3, 1))
+            centres = np.arange(0, self.z.size, factor)
+            fine = operator.columns64.numpy()  # (n_z, n_pixel)
+            offsets = np.arange(-(factor // 2), factor - factor // 2)
+            coarse = np.zeros((centres.size, fine.shape[1]))
+            for offset in offsets:
+                coarse += fine[np.clip(centres + offset, 0, self.z.size - 1)]
+            coarse = _tf_backend.TemplateOperator(coarse.T / offsets.size,
+                                                  np.log1p(self.z[centres]), self.dtype)
+            self._coarse = {id(operator): (coarse, factor)}
+        return self._coarse[id(operator)]
 
     # ------------------------------------------------------------------ public
     def correlate(self, data, *, progress=True):
@@ -292,10 +453,15 @@ class Correlator:
         f, first_order = operator.window(index, work.window_data, work.window_variance,
                                          work.window_scale, work.n_variance_terms,
                                          full_covariance=full_covariance, correction=False)
+        return self._corrected(f, first_order, work.norm2, work.n_variance_terms,
+                               full_covariance)
+
+    def _corrected(self, f, first_order, norm2, n_variance_terms, full_covariance):
+        """The second-order correction of section 1b, where it applies; the failed rows."""
         if not self.sigma_correction:
             return f, first_order, np.zeros(f.shape[0], bool)
-        norm2 = np.where(work.norm2 > 0, work.norm2, np.inf)
-        rank_one = work.n_variance_terms / (2 * norm2 ** 2)
+        norm2 = np.where(norm2 > 0, norm2, np.inf)
+        rank_one = n_variance_terms / (2 * norm2 ** 2)
         if full_covariance:
             cov = first_order - f[:, :, None] * f[:, None, :] * rank_one[:, None, None]
             diagonal, first_diagonal = (np.diagonal(cov, axis1=1, axis2=2),
@@ -311,28 +477,30 @@ class Correlator:
         return f, cov, failed
 
     def _process(self, batch, operator, coverage_range, exclusion, maps, n_total):
-        work = _Working(batch, self.weighting, self.min_pixels, self.keep_ccf)
-        sigma_terms = work.full_sigma_terms or {}
-        found = operator.search(work.search_data, work.norm_weights, work.unique_weights,
-                                work.inverse, sigma_terms.get("variance"),
-                                sigma_terms.get("data_variance"), exclusion, self.keep_ccf)
+        work = _Working(batch, self.weighting, self.min_pixels, self.keep_ccf, self.dtype)
+        found = self._search(operator, work, exclusion)
         k_max = self.z.size - 1
         best = found["best"].astype(np.int64)
-        for attempt in range(5):  # confirm the hot-path argmax in float64
-            index = np.clip(best[:, None] + np.array([-1, 0, 1]), 0, k_max)
-            f, var, failed = self._window(operator, work, index.astype(np.int32), False)
+        index = np.clip(best[:, None] + np.array([-1, 0, 1]), 0, k_max)
+        f, var, failed = self._peak_window(operator, work, index)
+        rows = np.arange(len(batch))
+        for attempt in range(4):  # confirm the hot-path argmax in float64
             # at the grid edges the clipped index repeats the centre: ignore the copy
-            centre_and_distinct = (np.arange(3) == 1) | (index != best[:, None])
-            step = np.argmax(np.where(centre_and_distinct, f, -np.inf), axis=1) - 1
-            moved = (step != 0) & ~work.skipped
-            if not np.any(moved) or attempt == 4:
+            centre_and_distinct = (np.arange(3) == 1) | (index[rows] != best[rows, None])
+            step = np.argmax(np.where(centre_and_distinct, f[rows], -np.inf), axis=1) - 1
+            moved = (step != 0) & ~work.skipped[rows]
+            if not np.any(moved):
                 break
-            best = best + step * moved
+            rows = rows[moved]
+            best[rows] += step[moved]
+            index[rows] = np.clip(best[rows, None] + np.array([-1, 0, 1]), 0, k_max)
+            f[rows], var[rows], failed[rows] = self._peak_window(operator, work, index[rows],
+                                                                 rows)
         rows = slice(batch.start, batch.stop)
         at_edge = (best == 0) | (best == k_max)
         vertex = parabola_vertex(self.z[index], f)
         z_best = np.where(at_edge | ~np.isfinite(vertex), self.z[best], vertex)
-        f_best, var_best = f[:, 1], var[:, 1]
+        f_best, var_best = f[:, 1], var
         no_data = (work.n_valid == 0) | ~(work.norm2 > 0)
         few_pixels = work.skipped & ~no_data
         flags = np.zeros(len(batch), dtype=np.int32)
@@ -343,7 +511,8 @@ class Correlator:
         flags[work.bad_variance] |= Flag.BAD_VARIANCE
         flags[failed & ~work.skipped] |= Flag.ZERR_UNRELIABLE
         first, stop = coverage_range
-        covered = _coverage_fraction(work.valid, first[best], stop[best], work.n_valid)
+        covered = _coverage_fraction(work.patterns, work.pattern_of_row, first[best],
+                                     stop[best], work.n_valid)
         flags[(covered < self.min_coverage) & ~work.skipped] |= Flag.LOW_COVERAGE
         best = np.where(work.skipped, -1, best)
         second = found["second"]
@@ -359,42 +528,57 @@ class Correlator:
             values["chi2_best"] = work.norm2 * (1 - f_best ** 2)
             values["chi2_second"] = work.norm2 * (1 - values["f_second"] ** 2)
         if self.keep_ccf:
-            values["ccf_f"], values["ccf_sigma"] = self._full_curves(found, work)
+            values["ccf_f"], values["ccf_sigma"] = found["f"], found["sigma"]
         for name, value in values.items():
             value = np.asarray(value)
-            if value.dtype.kind == "f":
+            if value.dtype.kind == "f" and work.skipped.any():
                 value = np.where(work.skipped.reshape((-1,) + (1,) * (value.ndim - 1)),
                                  np.nan, value)
             if name not in maps:
                 maps[name] = _blank(n_total, value)
             maps[name][rows] = value
 
-    def _full_curves(self, found, work):
-        """f(z) and sigma_f(z) over the whole grid from the hot-path products."""
-        f = found["f"].astype(float)
+    def _search(self, operator, work, exclusion):
+        """The hot-path search: best and secondary peaks of f on the grid."""
+        if self.search == "full":
+            return operator.search(work.search_data, work.search_weights, work.search_inverse,
+                                   exclusion, keep=self._curve_terms(work))
+        coarse, factor = self._coarse_operator(operator)
+        seeds = coarse.candidates(work.search_data, work.search_weights, work.search_inverse,
+                                  min(self.n_candidates, coarse.n_z))
+        centres = np.where(seeds >= 0, seeds * factor, -1)
+        return operator.search_windows(work.search_data, work.search_weights,
+                                       work.search_inverse, centres, (3 * factor) // 2,
+                                       exclusion)
+
+    def _peak_window(self, operator, work, index, rows=slice(None)):
+        """Float64 f (n, 3), corrected Var f at the centre and failed rows at ``index``."""
+        f, first_order = work.peak_sums(operator, index, rows)
+        _, variance, failed = self._corrected(f[:, 1:2], first_order[:, None], work.norm2[rows],
+                                              work.n_variance_terms[rows], False)
+        return f, variance[:, 0], failed
+
+    def _curve_terms(self, work):
+        """Per-spectrum terms of sigma_f over the whole grid (None unless keep_ccf)."""
+        if not self.keep_ccf:
+            return None
+        correction = self.sigma_correction * work.n_variance_terms
         if self.weighting == "uniform":
             terms = work.full_sigma_terms
-            t_norm2 = found["t_norm2"].astype(float)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                var = (found["p"] / t_norm2 - 2 * f * found["q"] / np.sqrt(t_norm2)
-                       + f ** 2 * terms["r"][:, None])
-                if self.sigma_correction:
-                    var -= f ** 2 * terms["s2"][:, None] / 2
-            var = np.where(t_norm2 > 0, var, np.nan)
-        else:
-            norm2 = np.where(work.norm2 > 0, work.norm2, np.inf)[:, None]
-            var = (1 - f ** 2) / norm2
-            if self.sigma_correction:
-                var -= f ** 2 * work.n_valid[:, None] / (2 * norm2 ** 2)
-        return f, np.sqrt(np.maximum(var, 0.0))
+            return dict(terms, correction=self.sigma_correction * terms["s2"] / 2)
+        norm2 = np.where(work.norm2 > 0, work.norm2, np.inf)
+        return {"a": 1 / norm2, "correction": correction / (2 * norm2 ** 2)}
 
 
-def _coverage_fraction(valid, first, stop, n_valid):
-    """Fraction of each spectrum's valid pixels inside [first, stop)."""
-    cumulative = np.concatenate([np.zeros((valid.shape[0], 1), int),
-                                 np.cumsum(valid, axis=1)], axis=1)
-    rows = np.arange(valid.shape[0])
-    inside = cumulative[rows, stop] - cumulative[rows, first]
+def _coverage_fraction(patterns, pattern_of_row, first, stop, n_valid):
+    """Fraction of each spectrum's valid pixels inside [first, stop).
+
+    ``patterns`` are the distinct validity patterns, ``pattern_of_row`` the
+    pattern of each spectrum (so the cumulative counts are formed once per pattern).
+    """
+    cumulative = np.concatenate([np.zeros((patterns.shape[0], 1), np.int32),
+                                 np.cumsum(patterns, axis=1, dtype=np.int32)], axis=1)
+    inside = cumulative[pattern_of_row, stop] - cumulative[pattern_of_row, first]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(n_valid > 0, inside / np.maximum(n_valid, 1), 0.0)
 
