@@ -51,9 +51,9 @@ def local_step(result, best):
     return 0.5 * (x[k + 1] - x[k - 1])
 
 
-def vertex_offset(result, best, h):
+def vertex_offset(result, rows, best, h):
     """u of z_best (the refined peak) relative to the best grid sample, in grid steps."""
-    z_best = result._maps["z_best"]
+    z_best = result._maps["z_best"][rows]
     return (np.log1p(z_best) - np.log1p(result.z[np.maximum(best, 0)])) / h
 
 
@@ -161,7 +161,7 @@ class PeakWindow:
         self.rows = np.flatnonzero(~skipped(result))
         self.best = result._maps["best_index"][self.rows].astype(np.int64)
         self.h = local_step(result, self.best)
-        self.u = vertex_offset(result, self.best, self.h)
+        self.u = vertex_offset(result, self.rows, self.best, self.h)
         centre = self.best if centre is None else centre[self.rows]
         self.index, self.clipped = window_index(centre, half_width, result.z.size)
         self.f, self.cov = window_f(result, self.index, self.rows,
