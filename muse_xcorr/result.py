@@ -74,6 +74,9 @@ class Redshift:
         if "snr" not in self._maps and "f_best" in self._maps:
             with np.errstate(divide="ignore", invalid="ignore"):
                 self._maps["snr"] = self._maps["f_best"] / self._maps["sigma_f_best"]
+        # ZERR_UNRELIABLE as the correlator set it; z_error() adds its own method's
+        self._correlate_unreliable = (self._maps["flags"] & int(Flag.ZERR_UNRELIABLE)) != 0 \
+            if "flags" in self._maps else None
         weighting = self.meta.get("weighting")
         if "delta_chi2" not in self._maps and "f_second" in self._maps and weighting:
             from .errors.ambiguity import delta_chi2, flag_ambiguous
@@ -181,9 +184,10 @@ class Redshift:
             Shaped like `z_best` (a float for one spectrum); a plain ndarray
             of dimensionless redshift (not a Quantity). NaN where there is
             no peak or the method failed; such spaxels, and those where the
-            estimate is doubtful, get the ZERR_UNRELIABLE flag. The value is
-            also kept in `z_errors` (and ``to_table()``/``write()`` as
-            ``zerr_<method>``).
+            estimate is doubtful, get the ZERR_UNRELIABLE flag. The flag
+            refers to the method computed last (plus what the correlator
+            set): each call sets it afresh. The value is also kept in
+            `z_errors` (and ``to_table()``/``write()`` as ``zerr_<method>``).
         """
         from .errors import estimate
 
@@ -194,9 +198,10 @@ class Redshift:
         self._maps[f"zerr_{method}"] = result.sigma
         for name, values in result.extra.items():
             self._maps[name] = values
-        self._maps["flags"] = np.where(result.unreliable,
-                                       self._maps["flags"] | int(Flag.ZERR_UNRELIABLE),
-                                       self._maps["flags"]).astype(self._maps["flags"].dtype)
+        flags = self._maps["flags"]
+        unreliable = result.unreliable | self._correlate_unreliable
+        self._maps["flags"] = np.where(unreliable, flags | int(Flag.ZERR_UNRELIABLE),
+                                       flags & ~int(Flag.ZERR_UNRELIABLE)).astype(flags.dtype)
         return self._shaped(f"zerr_{method}")
 
     @property

@@ -16,7 +16,10 @@ from ..correlate import _Working, parabola_vertex
 from ._model import best_fit_model
 from ._window import Estimate, gather_batch, skipped, window_index
 
-__all__ = ["resampled_sigma", "EDGE_FRACTION"]
+__all__ = ["resampled_sigma", "EDGE_FRACTION", "DEFAULT_WINDOW"]
+
+#: Default half-width (grid steps) of the two search windows.
+DEFAULT_WINDOW = 10
 
 #: Fraction of copies peaking on a window edge above which sigma_z is flagged unreliable.
 EDGE_FRACTION = 0.05
@@ -98,7 +101,8 @@ def _peaks(f, z_window, width):
     neighbours = np.clip(top[..., None] + np.array([-1, 0, 1]), 0, f.shape[2] - 1)
     y = np.take_along_axis(f, neighbours, axis=2)
     x = np.take_along_axis(np.broadcast_to(z_window[:, None, :], f.shape), neighbours, axis=2)
-    vertex = parabola_vertex(x, y)
+    with np.errstate(divide="ignore", invalid="ignore"):  # window edges: x repeats
+        vertex = parabola_vertex(x, y)
     z_grid = np.take_along_axis(np.broadcast_to(z_window[:, None, :], f.shape),
                                 top[..., None], axis=2)[..., 0]
     return np.where(on_edge | ~np.isfinite(vertex), z_grid, vertex), on_edge

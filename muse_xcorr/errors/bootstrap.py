@@ -11,12 +11,9 @@ standard deviation of z*; the 16-84 percentile half-width is kept as
 """
 import numpy as np
 
-from ._resample import resampled_sigma
+from ._resample import DEFAULT_WINDOW, resampled_sigma
 
 __all__ = ["estimate", "DEFAULT_WINDOW"]
-
-#: Default half-width (grid steps) of the search windows.
-DEFAULT_WINDOW = 10
 
 
 def block_resample(residuals, n_samples, block, rng):
@@ -49,7 +46,9 @@ def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, block=4
     window : int
         Half-width in grid steps of the two search windows.
     n_samples : int
+        Copies per spectrum.
     seed : int or None
+        The same seed gives the same result.
     block : int
         Block length in valid pixels.
 

@@ -17,7 +17,7 @@ __all__ = ["estimate", "likelihood_pdf", "DEFAULT_WINDOW", "OVERSAMPLING"]
 
 #: Default half-width (grid steps) of the window where p(z) is integrated.
 DEFAULT_WINDOW = 15
-#: Spline evaluations per grid step.
+#: Spline evaluations per grid step (400 within 1.5 steps of the best sample).
 OVERSAMPLING = 20
 
 
@@ -59,7 +59,9 @@ def estimate(result, *, window=DEFAULT_WINDOW, **_):
     half = int(window)
     peak = PeakWindow(result, half, full_covariance=False)
     offsets = np.arange(-half, half + 1, dtype=float)
-    fine = np.linspace(-half, half, 2 * half * OVERSAMPLING + 1)
+    # dense near the best sample: at high S/N the likelihood is ~0.05 grid steps wide
+    fine = np.union1d(np.linspace(-half, half, 2 * half * OVERSAMPLING + 1),
+                      np.linspace(-1.5, 1.5, 1201))
     f_fine = CubicSpline(offsets, peak.f.T, axis=0)(fine).T
     chi2 = result._maps["norm2"][peak.rows, None] * (1 - f_fine ** 2)
     likelihood = np.exp(-0.5 * (chi2 - chi2.min(axis=1, keepdims=True)))

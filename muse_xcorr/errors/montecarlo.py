@@ -18,12 +18,10 @@ chosen by the calibration (benchmarks/calibration.py measures both).
 """
 import numpy as np
 
-from ._resample import resampled_sigma
+from ._resample import DEFAULT_WINDOW, resampled_sigma
 
 __all__ = ["estimate", "DATA_PERTURBATION_FACTOR", "DEFAULT_WINDOW"]
 
-#: Default half-width (grid steps) of the search windows.
-DEFAULT_WINDOW = 10
 #: Factor applied to the scatter of z* when the data themselves are perturbed.
 DATA_PERTURBATION_FACTOR = 1.0
 

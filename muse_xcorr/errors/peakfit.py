@@ -67,11 +67,8 @@ def estimate(result, *, window=DEFAULT_WINDOW, **_):
     _, jac = _model(params, u)
     wj = whiten @ jac
     with np.errstate(invalid="ignore"):
-        try:
-            param_cov = np.linalg.inv(np.swapaxes(wj, 1, 2) @ wj)
-            var_mu = param_cov[:, 1, 1]
-        except np.linalg.LinAlgError:
-            var_mu = np.full(y.shape[0], np.nan)
+        var_mu = _solve(np.swapaxes(wj, 1, 2) @ wj, np.eye(4)[None, :, 1:2].repeat(
+            y.shape[0], axis=0))[:, 1, 0]
     a, mu, s = params[:, 0], params[:, 1], params[:, 2]
     failed = singular | ~converged | ~(a > 0) | ~(np.abs(mu) < half) | \
         ~((s > 0.2) & (s < 4 * half)) | ~(var_mu > 0)
@@ -110,10 +107,7 @@ def _fit(y, u, whiten, u_start):
         rhs = np.einsum("nji,nj->ni", wj, r)
         damped = normal + damping[:, None, None] * np.eye(4) * \
             np.diagonal(normal, axis1=1, axis2=2)[:, :, None]
-        try:
-            step = np.linalg.solve(damped, rhs[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            step = np.stack([_safe_solve(m, b) for m, b in zip(damped, rhs)])
+        step = _solve(damped, rhs[:, :, None])[:, :, 0]
         trial = params + step
         trial_cost = _cost(trial, y, u, whiten)
         better = trial_cost < cost
@@ -134,8 +128,15 @@ def _cost(params, y, u, whiten):
     return np.where(np.isfinite(cost), cost, np.inf)
 
 
-def _safe_solve(matrix, rhs):
+def _solve(matrices, rhs):
+    """Batched solve; rows whose matrix is singular get NaN instead of failing the batch."""
     try:
-        return np.linalg.solve(matrix, rhs)
+        return np.linalg.solve(matrices, rhs)
     except np.linalg.LinAlgError:
-        return np.full(rhs.shape, np.nan)
+        out = np.full(rhs.shape, np.nan)
+        for row, (matrix, b) in enumerate(zip(matrices, rhs)):
+            try:
+                out[row] = np.linalg.solve(matrix, b)
+            except np.linalg.LinAlgError:
+                pass
+        return out
