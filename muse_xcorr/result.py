@@ -78,7 +78,9 @@ class Redshift:
         self._correlate_unreliable = (self._maps["flags"] & int(Flag.ZERR_UNRELIABLE)) != 0 \
             if "flags" in self._maps else None
         weighting = self.meta.get("weighting")
-        if "delta_chi2" not in self._maps and "f_second" in self._maps and weighting:
+        needed = {"f_best", "f_second", "flags",
+                  "norm2" if weighting == "inverse_variance" else "sigma_f_best"}
+        if "delta_chi2" not in self._maps and weighting and needed <= set(self._maps):
             from .errors.ambiguity import delta_chi2, flag_ambiguous
             self._maps["delta_chi2"] = delta_chi2(self._maps, weighting)
             self._maps["flags"] = flag_ambiguous(self._maps["flags"], self._maps["delta_chi2"])
