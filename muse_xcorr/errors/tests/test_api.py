@@ -92,6 +92,26 @@ def test_table_write_read_keep_errors(small, tmp_path):
     assert np.allclose(back.z_errors["analytic"], sigma, equal_nan=True)
 
 
+def test_read_result_cannot_recompute(small, tmp_path):
+    result, _ = small
+    result.write(tmp_path / "r.fits")
+    back = Redshift.read(tmp_path / "r.fits")
+    with pytest.raises(RuntimeError, match="read from a file"):
+        back.z_error("analytic")
+    with pytest.raises(RuntimeError, match="read from a file"):
+        back.crb()
+
+
+def test_uniform_delta_chi2_formula():
+    template = datasets.make_template("starforming")
+    cube, _ = datasets.make_cube((2, 5), template, z=(0.41, 0.42), snr=8, seed=4)
+    result = Correlator(template, zgrid(0.3, 0.55, 1e-4)).correlate(cube, progress=False)
+    f, f2, s = result.f_best, result.f_second, result.sigma_f_best
+    assert np.allclose(result.delta_chi2, (f ** 2 - f2 ** 2) * (1 - f ** 2) / s ** 2)
+    ambiguous = (result.flags & Flag.AMBIGUOUS) != 0
+    assert np.array_equal(ambiguous, result.delta_chi2 < AMBIGUITY_THRESHOLD)
+
+
 def test_ambiguity_delta_chi2_and_flag():
     template = datasets.make_template("starforming")
     cube, _ = datasets.make_cube((4, 10), template, z=(0.41, 0.42), snr=6, seed=3)
