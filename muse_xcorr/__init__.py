@@ -5,7 +5,7 @@ redshift grid, as batched matrix products in TensorFlow, with the error on
 the correlation propagated from the data's variance.
 
 Public names: `MuseCube`, `MuseSpectrum`, `Template`, `zgrid`, `Correlator`,
-`Redshift`, and the subpackages `datasets`, `flags`, `io`.
+`Redshift`, and the subpackages `datasets`, `flags`, `io`, `visualization`.
 """
 try:
     from importlib.metadata import version as _version, PackageNotFoundError
@@ -19,7 +19,7 @@ from .templates import Template  # noqa: E402
 from .correlate import Correlator  # noqa: E402
 from .result import Redshift  # noqa: E402
 from .flags import Flag  # noqa: E402
-from . import datasets, flags, io  # noqa: E402,F401
+from . import datasets, flags, io, visualization  # noqa: E402,F401
 
 __all__ = ["MuseCube", "MuseSpectrum", "Template", "zgrid", "Correlator", "Redshift", "Flag",
-           "datasets", "flags", "io", "__version__"]
+           "datasets", "flags", "io", "visualization", "__version__"]

@@ -15,36 +15,74 @@ The formulas are those of science.md sections 1, 1b and 2; the module-level
 docstrings of :mod:`muse_xcorr.correlate` explain how the inputs are scaled.
 """
 import os
+import sys
+import tempfile
 
 import numpy as np
 
 _tf = None
+#: Thread-pool sizes applied when TensorFlow starts (None: TensorFlow's default).
+_THREADS = {"intra_op": None, "inter_op": None}
 
 
 def tensorflow():
-    """Import TensorFlow on first use, quietly, and return the module."""
+    """Import and start TensorFlow on first use, quietly, and return the module.
+
+    TensorFlow's C++ start-up messages ("Could not find cuda drivers",
+    oneDNN notes, a failed cuInit on machines without a GPU) are written
+    before its logging can be configured; they are captured while TensorFlow
+    is imported and its devices initialised, and shown only if that fails.
+    Set ``MUSE_XCORR_TF_VERBOSE=1`` to see them anyway.
+    """
     global _tf
     if _tf is None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
-        _tf = tf
+        if os.environ.get("MUSE_XCORR_TF_VERBOSE"):
+            _tf = _start()
+        else:
+            _tf = _with_captured_stderr(_start)
     return _tf
 
 
-def configure_threads(intra_op=None, inter_op=None):
-    """Set TensorFlow's CPU thread pools; only possible before the first TensorFlow op.
+def _start():
+    import tensorflow as tf
 
-    Returns True when the setting took effect, False when TensorFlow was
-    already initialised (the pools then stay as they are).
+    if _THREADS["intra_op"] is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(_THREADS["intra_op"])
+    if _THREADS["inter_op"] is not None:
+        tf.config.threading.set_inter_op_parallelism_threads(_THREADS["inter_op"])
+    tf.config.list_logical_devices()  # initialises the devices (and their messages)
+    return tf
+
+
+def _with_captured_stderr(function):
+    """Call ``function`` with file descriptor 2 sent to a temporary file."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            return function()
+        except Exception:
+            os.dup2(saved, 2)
+            capture.seek(0)
+            sys.stderr.write(capture.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def configure_threads(intra_op=None, inter_op=None):
+    """Set TensorFlow's CPU thread pools.
+
+    Takes effect only before TensorFlow starts (the first correlation in
+    the process); returns False, and changes nothing, when it has already started.
     """
-    tf = tensorflow()
-    try:
-        if intra_op is not None:
-            tf.config.threading.set_intra_op_parallelism_threads(int(intra_op))
-        if inter_op is not None:
-            tf.config.threading.set_inter_op_parallelism_threads(int(inter_op))
-    except RuntimeError:
+    if _tf is not None:
         return False
+    _THREADS["intra_op"] = None if intra_op is None else int(intra_op)
+    _THREADS["inter_op"] = None if inter_op is None else int(inter_op)
     return True
 
 

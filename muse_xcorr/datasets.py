@@ -223,4 +223,3 @@ def make_cube(shape=(10, 10), template=None, *, z=(0.3, 0.7), snr=30.0, seed=Non
                     VarianceUncertainty(stat.astype(np.float32) * FLUX_UNIT ** 2),
                     medium="air", spectral_axis_index=0, wcs=_celestial_wcs(shape))
     return cube, {"z": z_map, "snr": snr_map, "empty": empty}
-

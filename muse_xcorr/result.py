@@ -18,7 +18,7 @@ _CURVES = ("ccf_f", "ccf_sigma")
 
 
 class Redshift:
-    """The outcome of :meth:`Correlator.correlate`: a redshift, its correlation and flags per spaxel.
+    """What :meth:`Correlator.correlate` found: redshift, correlation and flags per spaxel.
 
     Every map has the shape of the data's spatial axes (a scalar for one
     spectrum). Attributes are computed when first asked for.
@@ -45,8 +45,21 @@ class Redshift:
         Fraction of the valid pixels that the template covers at z_best.
     n_valid : ndarray of int
         Valid pixels of each spectrum.
-    chi2_best : ndarray
-        ``||d||_w^2 (1 - f_best^2)``: the minimum chi2 at z_best (inverse-variance weighting only).
+    chi2_best, chi2_second : ndarray
+        ``||d||_w^2 (1 - f^2)``: the minimum chi2 over the amplitude at z_best
+        and at z_second (inverse-variance weighting only).
+    f_min : ndarray
+        The smallest f over the grid (a strongly negative one sets NEGATIVE_PEAK).
+    best_index, second_index : ndarray of int
+        Grid indices of the best sample and of the secondary peak (-1: none).
+    norm2 : ndarray
+        ``sum_j d_j^2`` (uniform) or ``sum_j d_j^2 / var_j`` (inverse
+        variance) over the valid pixels, in the data's flux unit squared
+        (dimensionless when weighted): the squared S/N of the whole spectrum
+        in the weighted mode.
+    ccf_f, ccf_sigma : ndarray
+        f(z) and sigma_f(z) for every spaxel (last axis: the grid), only with
+        ``keep_ccf=True``.
     delta_chi2 : ndarray
         Delta chi2 between the best and the best secondary peak (+inf without
         one); spaxels below 9 are flagged AMBIGUOUS. See

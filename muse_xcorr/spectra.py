@@ -9,10 +9,9 @@ spectra out a batch at a time with :meth:`MuseCube.spectra`.
 """
 import numpy as np
 import astropy.units as u
-from astropy.nddata import (InverseVariance, NDUncertainty, StdDevUncertainty,
-                            VarianceUncertainty)
+from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
 
-from .medium import check_medium, medium_from_ctype, resolve_medium
+from .medium import as_angstrom, check_medium, medium_from_ctype, resolve_medium
 
 __all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch"]
 
@@ -74,34 +73,36 @@ def variance_from_uncertainty(values, uncertainty_type):
     raise TypeError(f"unsupported uncertainty type {uncertainty_type.__name__}")
 
 
-def _uncertainty_scale(uncertainty, flux_unit):
-    """Factor that brings an uncertainty's values to the flux unit (squared for a variance)."""
-    kind = type(uncertainty)
-    power = {VarianceUncertainty: 2, StdDevUncertainty: 1, InverseVariance: -2}[
-        next(t for t in _UNCERTAINTY_TYPES if isinstance(uncertainty, t))]
-    expected = flux_unit ** power
+def _variance_scale(uncertainty, flux_unit):
+    """Factor that turns ``variance_from_uncertainty(uncertainty.array)`` into flux_unit**2.
+
+    The uncertainty's values are first brought to the unit its type implies
+    (flux_unit**2 for a variance, flux_unit for a standard deviation,
+    flux_unit**-2 for an inverse variance); the variance then scales by that
+    factor, its square, or its inverse. No unit on the uncertainty means
+    the flux's.
+    """
     if uncertainty.unit is None:
         return 1.0
+    kind = type(uncertainty)
+    if isinstance(uncertainty, VarianceUncertainty):
+        expected, power = flux_unit ** 2, 1
+    elif isinstance(uncertainty, StdDevUncertainty):
+        expected, power = flux_unit, 2
+    else:
+        expected, power = flux_unit ** -2, -1
     try:
-        return (1 * uncertainty.unit).to_value(expected)
+        factor = (1 * uncertainty.unit).to_value(expected)
     except u.UnitConversionError:
         raise u.UnitConversionError(
             f"the {kind.__name__} unit {uncertainty.unit} does not convert to "
             f"{expected} (flux unit {flux_unit})") from None
+    return factor ** power
 
 
 def _as_wavelength(spectral_axis):
     """Spectral axis as a float64 Quantity in Angstrom (wavelength, frequency or energy)."""
-    if not isinstance(spectral_axis, u.Quantity):
-        raise TypeError("the spectral axis must be an astropy Quantity with a unit "
-                        "(e.g. wavelength * u.AA)")
-    try:
-        wave = spectral_axis.to(u.AA, equivalencies=u.spectral())
-    except u.UnitConversionError:
-        raise u.UnitConversionError(
-            f"the spectral axis unit {spectral_axis.unit} is not a wavelength, "
-            "frequency or energy") from None
-    wave = u.Quantity(np.asarray(wave.value, dtype=float), u.AA)
+    wave = as_angstrom(spectral_axis, "spectral axis") * u.AA
     if wave.ndim != 1:
         raise ValueError(f"the spectral axis must be one-dimensional, got shape {wave.shape}")
     if wave.size < 3:
@@ -142,7 +143,7 @@ class _SpectralData:
             if np.shape(uncertainty.array) != flux.shape:
                 raise ValueError(f"uncertainty shape {np.shape(uncertainty.array)} does not "
                                  f"match the flux shape {flux.shape}")
-            self._uncertainty_scale = _uncertainty_scale(uncertainty, flux.unit)
+            self._variance_scale = _variance_scale(uncertainty, flux.unit)
         if mask is not None:
             mask = np.asarray(mask)
             if mask.shape != flux.shape:
@@ -232,7 +233,7 @@ class _SpectralData:
         flux = self._spectral_last(self.flux.value, start, stop).astype(float)
         variance = variance_from_uncertainty(
             self._spectral_last(self.uncertainty.array, start, stop),
-            type(self.uncertainty)) * self._uncertainty_scale
+            type(self.uncertainty)) * self._variance_scale
         usable = np.isfinite(flux)
         if self.mask is not None:
             usable &= ~self._spectral_last(self.mask, start, stop)
@@ -323,7 +324,9 @@ class MuseSpectrum(_SpectralData):
         increasing in Angstrom.
     flux : `~astropy.units.Quantity`
         Flux, one-dimensional.
-    uncertainty : `~astropy.nddata.VarianceUncertainty`, `~astropy.nddata.StdDevUncertainty` or `~astropy.nddata.InverseVariance`
+    uncertainty : `~astropy.nddata.NDUncertainty`
+        A `~astropy.nddata.VarianceUncertainty`, `~astropy.nddata.StdDevUncertainty`
+        or `~astropy.nddata.InverseVariance`.
         The per-pixel error, in units consistent with the flux.
     mask : array_like of bool, optional
         True marks a bad pixel (as in specutils). NaN flux or a non-positive
@@ -372,7 +375,9 @@ class MuseCube(_SpectralData):
     flux : `~astropy.units.Quantity`
         Two or three dimensions; ``spectral_axis_index`` says where the
         spectral axis is (0 for a FITS cube read as (n_wave, ny, nx)).
-    uncertainty : `~astropy.nddata.VarianceUncertainty`, `~astropy.nddata.StdDevUncertainty` or `~astropy.nddata.InverseVariance`
+    uncertainty : `~astropy.nddata.NDUncertainty`
+        A `~astropy.nddata.VarianceUncertainty`, `~astropy.nddata.StdDevUncertainty`
+        or `~astropy.nddata.InverseVariance`.
         Same shape as the flux.
     mask : array_like of bool, optional
         True = bad, same shape as the flux.
@@ -430,6 +435,6 @@ class MuseCube(_SpectralData):
         var_unit = getattr(var, "unit", None)
         var = VarianceUncertainty(np.asarray(getattr(var, "value", var)),
                                   unit=var_unit if var_unit not in (None, u.one) else None)
-        mask = ~cube.mask.include()
+        mask = None if cube.mask is None else ~cube.mask.include()
         return cls(cube.spectral_axis, flux, var, mask, medium=medium, spectral_axis_index=0,
                    wcs=cube.wcs.celestial, meta=dict(cube.meta))

@@ -14,7 +14,8 @@ import os
 import numpy as np
 import astropy.units as u
 
-from .medium import check_medium, convert_medium, medium_from_ctype, resolve_medium
+from .medium import (as_angstrom, check_medium, convert_medium, medium_from_ctype,
+                     resolve_medium)
 
 __all__ = ["Template", "pixel_edges"]
 
@@ -76,15 +77,7 @@ class Template:
     """
 
     def __init__(self, wavelength, flux, medium="vacuum", *, name=None, meta=None):
-        if not isinstance(wavelength, u.Quantity):
-            raise TypeError("the template wavelength must be an astropy Quantity "
-                            "(e.g. wave * u.AA)")
-        try:
-            wave = wavelength.to(u.AA, equivalencies=u.spectral())
-        except u.UnitConversionError:
-            raise u.UnitConversionError(f"the template wavelength unit {wavelength.unit} "
-                                        "is not a spectral unit") from None
-        wave = np.array(wave.value, dtype=float)
+        wave = as_angstrom(wavelength, "template wavelength")
         flux = np.array(getattr(flux, "value", flux), dtype=float)
         if wave.ndim != 1 or flux.shape != wave.shape:
             raise ValueError(f"template wavelength {wave.shape} and flux {flux.shape} must be "
@@ -280,5 +273,5 @@ def _template_columns(table, path):
                              f"{table.colnames}; name them 'wavelength' and 'flux'")
     column = table[wave_name]
     unit = column.unit or u.AA
-    return u.Quantity(np.asarray(column, dtype=float), unit), np.asarray(table[flux_name],
-                                                                          dtype=float)
+    wave = u.Quantity(np.asarray(column, dtype=float), unit)
+    return wave, np.asarray(table[flux_name], dtype=float)

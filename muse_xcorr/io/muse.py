@@ -61,9 +61,9 @@ def _spectral_axis_from_header(header, ndim):
         wcs = WCS(header)
     if wcs.naxis != ndim:
         raise ValueError(f"the header describes {wcs.naxis} WCS axes, expected {ndim}")
-    spectral_index = wcs.wcs.spec if ndim > 1 else 0
-    if spectral_index < 0:
-        raise ValueError("the header has no spectral WCS axis (CTYPE3 should be AWAV or WAVE)")
+    # a CTYPE that WCSLIB does not know as spectral (e.g. 'LINEAR') still means the
+    # last FITS axis is the wavelength; the medium is then for the user to state
+    spectral_index = wcs.wcs.spec if (ndim > 1 and wcs.wcs.spec >= 0) else ndim - 1
     n = header[f"NAXIS{spectral_index + 1}"]
     spectral = wcs.sub([spectral_index + 1])
     values = spectral.pixel_to_world_values(np.arange(n))
@@ -199,7 +199,9 @@ def write_muse_fits(data, path, *, overwrite=False):
     header[f"CUNIT{axis}"] = "Angstrom"
     header[f"CRVAL{axis}"] = wave[0]
     header[f"CRPIX{axis}"] = 1.0
-    header[f"CDELT{axis}" if not cube else "CD3_3"] = float(step[0])
+    # CDELT, not CD3_3: a CD keyword makes WCS readers ignore the CDELTs (and
+    # PCs) that the celestial header carries
+    header[f"CDELT{axis}"] = float(step[0])
     shape = (data.n_pixels,) + data.spatial_shape
     flux = np.moveaxis(flux.reshape(data.spatial_shape + (-1,)), -1, 0).reshape(shape)
     variance = np.moveaxis(variance.reshape(data.spatial_shape + (-1,)), -1, 0).reshape(shape)

@@ -1,0 +1,221 @@
+"""The correlator against the independent float64 reference, and its flags."""
+import numpy as np
+import pytest
+import astropy.units as u
+from astropy.nddata import VarianceUncertainty
+
+from muse_xcorr import Correlator, MuseCube, MuseSpectrum, Template, datasets, zgrid
+from muse_xcorr.flags import Flag
+from muse_xcorr.tests.reference import reference_ccf
+
+WAVE = datasets.muse_wavelength(n_pixels=600, start=6000.0)
+TEMPLATE = datasets.make_template()
+Z = zgrid(0.30, 0.36, 5e-4)
+
+
+def random_cube(seed, shape=(3, 4), mask_fraction=0.1, snr=20.0):
+    """Spectra from the template at random z, plus noise, with random per-spaxel masks."""
+    rng = np.random.default_rng(seed)
+    cube, truth = datasets.make_cube(shape, TEMPLATE, z=(0.31, 0.35), snr=snr, seed=rng,
+                                     wavelength=WAVE)
+    mask = rng.random(cube.flux.shape) < mask_fraction
+    return MuseCube(cube.spectral_axis, cube.flux, cube.uncertainty, mask, medium="air",
+                    wcs=cube.wcs), truth
+
+
+def reference_for(cube, weighting):
+    batch = cube.spectra()
+    matrix = TEMPLATE.matrix(cube.spectral_axis, Z, medium=cube.medium)
+    return [reference_ccf(batch.flux[i], batch.variance[i], batch.valid[i], matrix, weighting)
+            for i in range(cube.n_spectra)]
+
+
+@pytest.mark.parametrize("weighting", ["uniform", "inverse_variance"])
+def test_peak_values_match_float64_reference(weighting):
+    """f_best, sigma_f_best are float64 exact; z_best is the parabola through the reference."""
+    cube, _ = random_cube(1)
+    result = Correlator(TEMPLATE, Z, weighting=weighting).correlate(cube, progress=False)
+    refs = reference_for(cube, weighting)
+    for i, (f, sigma, chi2) in enumerate(refs):
+        k = int(np.argmax(f))
+        y, x = np.unravel_index(i, cube.spatial_shape)
+        assert result.best_index[y, x] == k
+        assert result.f_best[y, x] == pytest.approx(f[k], rel=1e-10)
+        assert result.sigma_f_best[y, x] == pytest.approx(sigma[k], rel=1e-8)
+        # parabola vertex through the three reference samples
+        z3, f3 = Z[k - 1:k + 2], f[k - 1:k + 2]
+        coeffs = np.polyfit(z3, f3, 2)
+        assert result.z_best[y, x] == pytest.approx(-coeffs[1] / (2 * coeffs[0]), abs=1e-9)
+        if weighting == "inverse_variance":
+            assert result.chi2_best[y, x] == pytest.approx(chi2[k], rel=1e-8)
+
+
+@pytest.mark.parametrize("weighting", ["uniform", "inverse_variance"])
+def test_full_grid_float32_matches_reference(weighting):
+    """The float32 hot path over the whole grid: |f - f_ref| < 2e-6, sigma_f within 0.1 %."""
+    cube, _ = random_cube(2)
+    result = Correlator(TEMPLATE, Z, weighting=weighting, keep_ccf=True).correlate(
+        cube, progress=False)
+    for i, (f, sigma, _) in enumerate(reference_for(cube, weighting)):
+        y, x = np.unravel_index(i, cube.spatial_shape)
+        z, f_kept, sigma_kept = result.ccf(y, x)
+        np.testing.assert_allclose(f_kept, f, atol=2e-6, rtol=0)
+        np.testing.assert_allclose(sigma_kept, sigma, rtol=1e-3)
+
+
+@pytest.mark.parametrize("weighting", ["uniform", "inverse_variance"])
+def test_ccf_recomputed_in_float64(weighting):
+    cube, _ = random_cube(3, shape=(2, 2))
+    result = Correlator(TEMPLATE, Z, weighting=weighting).correlate(cube, progress=False)
+    f, sigma, _ = reference_for(cube, weighting)[3]
+    z, f_pkg, sigma_pkg = result.ccf(1, 1)
+    np.testing.assert_array_equal(z, Z)
+    np.testing.assert_allclose(f_pkg, f, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(sigma_pkg, sigma, rtol=1e-8)
+
+
+def test_float64_hot_path_agrees_with_float32():
+    cube, _ = random_cube(4)
+    r32 = Correlator(TEMPLATE, Z, dtype="float32", keep_ccf=True).correlate(cube, progress=False)
+    r64 = Correlator(TEMPLATE, Z, dtype="float64", keep_ccf=True).correlate(cube, progress=False)
+    np.testing.assert_array_equal(r32.best_index, r64.best_index)
+    np.testing.assert_allclose(r32.z_best, r64.z_best, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(r32.ccf_f, r64.ccf_f, atol=2e-6, rtol=0)
+
+
+def test_first_order_option_matches_uncorrected_reference():
+    cube, _ = random_cube(5, shape=(2, 3))
+    result = Correlator(TEMPLATE, Z, sigma_correction=False).correlate(cube, progress=False)
+    batch = cube.spectra()
+    matrix = TEMPLATE.matrix(cube.spectral_axis, Z, medium="air")
+    for i in range(cube.n_spectra):
+        f, sigma, _ = reference_ccf(batch.flux[i], batch.variance[i], batch.valid[i], matrix,
+                                    correction=False)
+        y, x = np.unravel_index(i, cube.spatial_shape)
+        assert result.sigma_f_best[y, x] == pytest.approx(sigma[np.argmax(f)], rel=1e-8)
+
+
+def test_per_spaxel_masks_are_exact_not_shared():
+    """Two spaxels with the same data but different masks get their own template norms."""
+    cube, _ = random_cube(6, shape=(1, 2), mask_fraction=0.0)
+    flux = cube.flux.copy()
+    flux[:, 0, 1] = flux[:, 0, 0]
+    mask = np.zeros(flux.shape, bool)
+    mask[100:300, 0, 1] = True  # a big gap in the second spaxel only
+    masked = MuseCube(cube.spectral_axis, flux, cube.uncertainty, mask, medium="air")
+    result = Correlator(TEMPLATE, Z, keep_ccf=True).correlate(masked, progress=False)
+    batch = masked.spectra()
+    matrix = TEMPLATE.matrix(WAVE, Z, medium="air")
+    for x in range(2):
+        f, _, _ = reference_ccf(batch.flux[x], batch.variance[x], batch.valid[x], matrix)
+        np.testing.assert_allclose(result.ccf(0, x)[1], f, atol=2e-6)
+    assert not np.allclose(result.ccf(0, 0)[1], result.ccf(0, 1)[1], atol=1e-4)
+
+
+def test_recovers_known_redshift_in_simulated_cube():
+    cube, truth = datasets.make_cube((4, 5), z=(0.32, 0.66), snr=40, seed=11)
+    z = zgrid(0.3, 0.7, 1e-4)
+    result = Correlator(datasets.make_template(), z).correlate(cube, progress=False)
+    assert np.all(result.flags == 0)
+    # within half a grid step (1e-4 in ln(1+z) = 30 km/s): the refinement never does
+    # worse than the nearest sample; the noise at S/N 40 moves z by ~1e-5 (1+z)
+    offsets = np.abs(np.log1p(result.z_best) - np.log1p(truth["z"]))
+    assert np.max(offsets) < 0.5e-4
+    # and better than the grid alone on average (uniform sub-step offsets give 0.25 step)
+    assert np.mean(offsets) < 0.2e-4
+
+
+def test_air_vacuum_conversion_is_a_known_shift():
+    """Data in air, template in vacuum: handled, z is right; mislabelled, z shifts by n_air - 1."""
+    from muse_xcorr.medium import convert_medium
+
+    z_true = 0.45
+    spectrum, truth = datasets.make_spectrum(TEMPLATE, z=z_true, snr=300, seed=3)
+    grid = zgrid(0.44, 0.46, 2e-5)
+    right = Correlator(TEMPLATE, grid).correlate(spectrum, progress=False)
+    assert abs(right.z_best - z_true) < 3e-6
+    # the same numbers claimed to be vacuum wavelengths: the fit is off by the refraction
+    as_vacuum = MuseSpectrum(spectrum.spectral_axis, spectrum.flux, spectrum.uncertainty,
+                             medium="vacuum")
+    wrong = Correlator(TEMPLATE, grid).correlate(as_vacuum, progress=False)
+    lam = 7000.0 * u.AA
+    refraction = (convert_medium(lam, "air", "vacuum") / lam).decompose().value - 1
+    expected = (1 + z_true) / (1 + refraction) - 1  # air numbers read as vacuum are shorter
+    assert wrong.z_best - z_true == pytest.approx(expected - z_true, rel=0.05)
+    assert abs(wrong.z_best - z_true) * 299792.458 / (1 + z_true) > 70  # km/s
+
+
+def test_flags_and_nan_handling_keep_other_spaxels():
+    cube, truth = datasets.make_cube((3, 3), TEMPLATE, z=0.33, snr=30, seed=8, wavelength=WAVE)
+    flux = cube.flux.value.copy()
+    var = cube.uncertainty.array.copy()
+    flux[:, 0, 0] = np.nan                 # empty spaxel
+    var[50:60, 0, 1] = 0.0                 # zero variance in a few pixels
+    var[70, 0, 2] = -1.0                   # negative variance
+    flux[:, 1, 0] = 0.0                    # flux zero everywhere
+    flux[:595, 1, 1] = np.nan              # five valid pixels only
+    before = flux.copy()
+    data = MuseCube(WAVE, flux * cube.flux.unit,
+                    VarianceUncertainty(var, unit=cube.uncertainty.unit), medium="air")
+    result = Correlator(TEMPLATE, Z).correlate(data, progress=False)
+    np.testing.assert_array_equal(flux, before)  # input untouched
+    assert result.flags[0, 0] & Flag.NO_DATA and np.isnan(result.z_best[0, 0])
+    assert result.flags[1, 0] & Flag.NO_DATA and np.isnan(result.f_best[1, 0])
+    assert result.flags[1, 1] & Flag.FEW_PIXELS and np.isnan(result.sigma_f_best[1, 1])
+    for y, x in [(0, 1), (0, 2)]:
+        assert result.flags[y, x] == Flag.BAD_VARIANCE
+        assert result.n_valid[y, x] < WAVE.size
+        assert abs(result.z_best[y, x] - 0.33) < 1e-3
+    good = result.flags == 0
+    assert good.sum() == 4
+    assert np.all(np.isfinite(result.z_best[good]))
+    assert np.all(np.abs(result.z_best[good] - 0.33) < 1e-3)
+
+
+def test_edge_and_negative_peak_flags():
+    spectrum, _ = datasets.make_spectrum(TEMPLATE, z=0.40, snr=50, seed=1, wavelength=WAVE,
+                                         variance=np.ones(WAVE.size))
+    edge = Correlator(TEMPLATE, zgrid(0.30, 0.35, 5e-4)).correlate(spectrum, progress=False)
+    assert edge.flags & Flag.EDGE
+    # an absorption feature against an emission-line template: a negative correlation
+    lines = datasets.make_template("lines")
+    inverted = MuseSpectrum(WAVE, -spectrum.flux, spectrum.uncertainty, medium="air")
+    result = Correlator(lines, zgrid(0.30, 0.50, 5e-4)).correlate(inverted, progress=False)
+    assert result.flags & Flag.NEGATIVE_PEAK
+    assert result.f_best < np.abs(result.f_min)
+
+
+def test_low_coverage_flag():
+    """A template ending at 4650 A rest covers at most 43 % of 6000-6750 A at z <= 0.36."""
+    short = Template(TEMPLATE.wavelength[TEMPLATE.wavelength < 4650 * u.AA],
+                     TEMPLATE.flux[TEMPLATE.wavelength.value < 4650], name="blue part")
+    spectrum, _ = datasets.make_spectrum(TEMPLATE, z=0.33, snr=30, seed=2, wavelength=WAVE)
+    result = Correlator(short, Z).correlate(spectrum, progress=False)
+    assert result.coverage < 0.5
+    assert result.flags & Flag.LOW_COVERAGE
+
+
+def test_clear_errors_for_bad_input():
+    spectrum, _ = datasets.make_spectrum(TEMPLATE, z=0.33, snr=30, seed=2, wavelength=WAVE)
+    far = Template([100, 200, 300] * u.AA, [1, 2, 1])
+    with pytest.raises(ValueError, match="covers no observed wavelength"):
+        Correlator(far, Z).correlate(spectrum, progress=False)
+    with pytest.raises(TypeError, match="Template"):
+        Correlator(np.ones(10), Z)
+    with pytest.raises(ValueError, match="weighting"):
+        Correlator(TEMPLATE, Z, weighting="chi")
+    with pytest.raises(ValueError, match="increasing"):
+        Correlator(TEMPLATE, Z[::-1])
+    with pytest.raises(TypeError, match="cannot correlate"):
+        Correlator(TEMPLATE, Z).correlate(np.ones(600), progress=False)
+    no_errors = MuseSpectrum(WAVE, spectrum.flux, medium="air")
+    with pytest.raises(ValueError, match="no uncertainty"):
+        Correlator(TEMPLATE, Z).correlate(no_errors, progress=False)
+
+
+def test_batches_do_not_change_the_answer():
+    cube, _ = random_cube(9, shape=(3, 5))
+    whole = Correlator(TEMPLATE, Z, batch_size=1000).correlate(cube, progress=False)
+    parts = Correlator(TEMPLATE, Z, batch_size=4).correlate(cube, progress=False)
+    for name in ("z_best", "f_best", "sigma_f_best", "z_second", "flags"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(parts, name))

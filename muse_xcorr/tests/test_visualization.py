@@ -1,0 +1,154 @@
+"""The plots draw exactly the numbers of the result and the data they are given."""
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from muse_xcorr import Correlator, zgrid, datasets  # noqa: E402
+from muse_xcorr.flags import Flag  # noqa: E402
+from muse_xcorr.visualization import plot_ccf, plot_map, plot_spectrum  # noqa: E402
+
+#: A short MUSE-like grid keeps the template matrix small and the tests fast.
+WAVE = datasets.muse_wavelength(n_pixels=1600, start=5500.0)
+
+
+@pytest.fixture(scope="module")
+def template():
+    return datasets.make_template()
+
+
+@pytest.fixture(scope="module")
+def cube_result(template):
+    cube, truth = datasets.make_cube(shape=(3, 4), template=template, z=(0.35, 0.55),
+                                     snr=25.0, seed=7, wavelength=WAVE, empty_spaxels=1)
+    result = Correlator(template, zgrid(0.3, 0.6, 3e-4)).correlate(cube, progress=False)
+    return cube, truth, result
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_plot_ccf_draws_the_curve_band_and_peaks(cube_result):
+    _, truth, result = cube_result
+    y, x = np.argwhere(result.flags == 0)[0]
+    z, f, sigma_f = result.ccf(y, x)
+    fig, ax = plt.subplots()
+    assert plot_ccf(result, y, x, ax=ax) is ax
+    curve = ax.lines[0]
+    np.testing.assert_array_equal(curve.get_xdata(), z)
+    np.testing.assert_array_equal(curve.get_ydata(), f)
+    # the band is a polygon through every (z, f - sigma_f) and (z, f + sigma_f)
+    vertices = ax.collections[0].get_paths()[0].vertices
+    for edge in (f - sigma_f, f + sigma_f):
+        drawn = {tuple(v) for v in vertices}
+        assert all((zi, ei) in drawn for zi, ei in zip(z, edge))
+    marked = [line.get_xdata()[0] for line in ax.lines[1:]]
+    assert marked[0] == result.z_best[y, x]
+    if np.isfinite(result.z_second[y, x]):
+        assert marked[1] == result.z_second[y, x]
+    assert abs(marked[0] - truth["z"][y, x]) < 1e-3
+    assert "f(z)" in ax.get_ylabel() and "z" in ax.get_xlabel()
+
+
+def test_plot_ccf_of_a_single_spectrum_names_its_flags(template):
+    clean, _ = datasets.make_spectrum(template, z=0.42, snr=30.0, seed=3, wavelength=WAVE)
+    variance = clean.uncertainty.array.copy()
+    variance[200] = 0.0  # one pixel with a zero variance: masked, spectrum flagged
+    spectrum = type(clean)(clean.spectral_axis, clean.flux,
+                           type(clean.uncertainty)(variance, unit=clean.uncertainty.unit),
+                           medium=clean.medium)
+    result = Correlator(template, zgrid(0.3, 0.5, 3e-4)).correlate(spectrum, progress=False)
+    ax = plot_ccf(result, band=False, ax=plt.figure().add_subplot())
+    z, f, _ = result.ccf()
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), z)
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), f)
+    assert len(ax.collections) == 0
+    assert result.flags & Flag.BAD_VARIANCE
+    assert "BAD_VARIANCE" in ax.get_title() and ax.get_title().startswith("spectrum")
+    assert ax.lines[1].get_xdata()[0] == result.z_best
+    assert abs(result.z_best - 0.42) < 1e-3
+
+
+def test_plot_map_shows_the_map_on_the_sky_with_flagged_spaxels_hidden(cube_result):
+    _, truth, result = cube_result
+    ax = plot_map(result, "z_best")
+    image = ax.images[0].get_array()
+    flagged = result.flags != 0
+    assert flagged.any() and (~flagged).any()
+    np.testing.assert_array_equal(image.mask, flagged | ~np.isfinite(result.z_best))
+    np.testing.assert_array_equal(image.data[~flagged], result.z_best[~flagged])
+    assert hasattr(ax, "coords")  # a WCSAxes: the celestial WCS is the projection
+    assert ax.wcs.wcs.ctype[0].startswith("RA")
+    colorbar_axes = [a for a in ax.figure.axes if a is not ax]
+    assert len(colorbar_axes) == 1 and "z" in colorbar_axes[0].get_ylabel()
+
+
+def test_plot_map_masks_only_the_requested_bits(cube_result):
+    _, truth, result = cube_result
+    fig, ax = plt.subplots()
+    plot_map(result, "snr", ax=ax, mask_flagged=Flag.EDGE, colorbar=False, label="S/N")
+    image = ax.images[0].get_array()
+    expected = ((result.flags & Flag.EDGE) != 0) | ~np.isfinite(result.snr)
+    np.testing.assert_array_equal(image.mask, expected)
+    assert truth["empty"].sum() == 1 and image.mask[truth["empty"]].all()  # NaN there
+    assert len(fig.axes) == 1 and ax.get_xlabel() == "x (spaxel)"
+    ax = plot_map(result, "flags", ax=plt.figure().add_subplot(), mask_flagged=True)
+    np.testing.assert_array_equal(ax.images[0].get_array().data, result.flags)
+    assert not ax.images[0].get_array().mask.any()
+
+
+def test_plot_map_refuses_what_it_cannot_show(cube_result, template):
+    _, _, result = cube_result
+    with pytest.raises(KeyError, match="no map 'chi2_best'"):
+        plot_map(result, "chi2_best")
+    spectrum, _ = datasets.make_spectrum(template, z=0.4, seed=1, wavelength=WAVE)
+    single = Correlator(template, zgrid(0.3, 0.5, 3e-4)).correlate(spectrum, progress=False)
+    with pytest.raises(ValueError, match="two spatial axes"):
+        plot_map(single)
+
+
+def test_plot_spectrum_overlays_the_maximum_likelihood_scaled_template(cube_result, template):
+    cube, truth, result = cube_result
+    y, x = np.argwhere(result.flags == 0)[0]
+    z_best = result.z_best[y, x]
+    fig, ax = plt.subplots()
+    plot_spectrum(cube, y, x, template=template, z=z_best, ax=ax)
+    flux = cube.flux.value[:, y, x].astype(float)
+    variance = cube.uncertainty.array[:, y, x].astype(float)
+    spectrum, overlay = ax.lines[:2]
+    np.testing.assert_array_equal(spectrum.get_xdata(), WAVE.value)
+    np.testing.assert_array_equal(spectrum.get_ydata(), flux)
+    # independent amplitude: weighted least squares of flux = A * model
+    model = template.matrix(WAVE, np.array([z_best]), medium="air")[:, 0]
+    amplitude = np.sum(flux * model / variance) / np.sum(model ** 2 / variance)
+    np.testing.assert_allclose(overlay.get_ydata(), amplitude * model, rtol=1e-10)
+    # the fitted model follows the noiseless truth within the noise
+    chi2 = np.sum((flux - overlay.get_ydata()) ** 2 / variance)
+    assert chi2 / flux.size < 1.2
+    assert "air" in ax.get_xlabel()
+
+
+def test_plot_spectrum_shows_masked_pixels_as_gaps(template):
+    spectrum, _ = datasets.make_spectrum(template, z=0.4, seed=2, wavelength=WAVE)
+    flux = spectrum.flux.copy()
+    flux[100:110] = np.nan
+    mask = np.zeros(flux.shape, bool)
+    mask[500] = True
+    holed = type(spectrum)(spectrum.spectral_axis, flux, spectrum.uncertainty, mask,
+                           medium=spectrum.medium)
+    ax = plot_spectrum(holed, ax=plt.figure().add_subplot(), errors=False)
+    drawn = ax.lines[0].get_ydata()
+    assert np.isnan(drawn[100:110]).all() and np.isnan(drawn[500])
+    good = np.isfinite(drawn)
+    assert good.sum() == flux.size - 11
+    np.testing.assert_array_equal(drawn[good], flux.value[good])
+    assert len(ax.lines) == 1 and len(ax.collections) == 0
+    with pytest.raises(ValueError, match="both template and z"):
+        plot_spectrum(holed, template=template)
+    with pytest.raises(IndexError, match="give 0 spatial indices"):
+        plot_spectrum(holed, 1, 2)
