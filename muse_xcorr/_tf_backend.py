@@ -446,6 +446,40 @@ class TemplateOperator:
                 cov -= f * f * rank_one[:, None]
         return f.numpy(), cov.numpy()
 
+    # ------------------------------------------------------------------ resampled spectra
+    def window_samples(self, index, scale, samples):
+        """f at given redshift indices for many simulated copies of each spectrum.
+
+        The copies share their spectrum's valid pixels and weights, so the
+        template columns are gathered and normalised once per spectrum and
+        f is one batched matrix product (the error estimators that rebuild
+        spectra: Monte Carlo, bootstrap).
+
+        Parameters
+        ----------
+        index : ndarray (n, w) of int
+            Grid indices per spectrum.
+        scale : ndarray (n, n_pixel)
+            Per-pixel factor taking a spectrum to the working space of the
+            window (uniform: the validity mask; weighted: 1 / sigma on valid
+            pixels, else 0); applied to the copies and to the template columns.
+        samples : ndarray (n, s, n_pixel)
+            The simulated spectra (flux units).
+
+        Returns
+        -------
+        f : ndarray (n, s, w)
+            0 where a template column or a copy has zero norm.
+        """
+        tf = tensorflow()
+        scale = tf.constant(scale, tf.float64)
+        columns = tf.gather(self.columns64, tf.constant(index, tf.int32)) * scale[:, None, :]
+        t_norm = tf.sqrt(tf.reduce_sum(columns * columns, axis=2))
+        t_hat = columns / tf.maximum(t_norm, 1e-300)[:, :, None]
+        x = tf.constant(samples, tf.float64) * scale[:, None, :]
+        x_norm = tf.sqrt(tf.reduce_sum(x * x, axis=2))
+        f = tf.matmul(x, t_hat, transpose_b=True) / tf.maximum(x_norm, 1e-300)[:, :, None]
+        return f.numpy()
 
 def _row_major(data, dtype):
     """A (n, n_pixel) array as a row-major tensor (a transposed view is transposed by TF)."""
@@ -604,3 +638,19 @@ def _window_peaks(highest, lowest, index, log1pz, exclusion):
             "f_min": lowest.reshape(n, -1).min(axis=1),
             "second": np.where(has_second, second, -1).astype(np.int32),
             "f_second": second_values.max(axis=1)}
+
+def row_inner(weights, x, y):
+    """Weighted inner products over pixels, row by row: sum_j w_ij x_ij y_ij.
+
+    Parameters
+    ----------
+    weights, x, y : ndarray (n, n_pixel)
+
+    Returns
+    -------
+    out : ndarray (n,)
+        float64.
+    """
+    tf = tensorflow()
+    w, a, b = (tf.constant(v, tf.float64) for v in (weights, x, y))
+    return tf.reduce_sum(w * a * b, axis=1).numpy()

@@ -442,8 +442,27 @@ class Correlator:
         f, cov : ndarray
             With the second-order correction when ``sigma_correction`` is set.
         """
+        return self.window_batch(data, data.spectra(start, stop), index,
+                                 full_covariance=full_covariance)
+
+    def window_batch(self, data, batch, index, *, full_covariance=True):
+        """:meth:`window` for spectra given as arrays (e.g. simulated from the data).
+
+        Parameters
+        ----------
+        data : `~muse_xcorr.MuseCube` or `~muse_xcorr.MuseSpectrum`
+            Supplies the wavelength grid and medium only.
+        batch : `~muse_xcorr.spectra.SpectraBatch`
+            The spectra, on the grid of ``data``.
+        index : ndarray of int, shape (len(batch), w)
+        full_covariance : bool
+
+        Returns
+        -------
+        f, cov : ndarray
+        """
         operator, _, _ = self._operator(data)
-        work = _Working(data.spectra(start, stop), self.weighting, self.min_pixels, False)
+        work = _Working(batch, self.weighting, self.min_pixels, False)
         f, cov, _ = self._window(operator, work, np.asarray(index, dtype=np.int32),
                                  full_covariance)
         return f, cov

@@ -60,6 +60,13 @@ class Redshift:
     ccf_f, ccf_sigma : ndarray
         f(z) and sigma_f(z) for every spaxel (last axis: the grid), only with
         ``keep_ccf=True``.
+    delta_chi2 : ndarray
+        Delta chi2 between the best and the best secondary peak (+inf without
+        one); spaxels below 9 are flagged AMBIGUOUS. See
+        :mod:`muse_xcorr.errors.ambiguity` (uniform weighting: its
+        sigma_f-based equivalent).
+    z_errors : dict of ndarray
+        Every sigma_z computed so far by :meth:`z_error`, by method.
     """
 
     def __init__(self, maps, *, z, spatial_shape, correlator=None, data=None, meta=None,
@@ -80,6 +87,16 @@ class Redshift:
         if "snr" not in self._maps and "f_best" in self._maps:
             with np.errstate(divide="ignore", invalid="ignore"):
                 self._maps["snr"] = self._maps["f_best"] / self._maps["sigma_f_best"]
+        # ZERR_UNRELIABLE as the correlator set it; z_error() adds its own method's
+        self._correlate_unreliable = (self._maps["flags"] & int(Flag.ZERR_UNRELIABLE)) != 0 \
+            if "flags" in self._maps else None
+        weighting = self.meta.get("weighting")
+        needed = {"f_best", "f_second", "flags",
+                  "norm2" if weighting == "inverse_variance" else "sigma_f_best"}
+        if "delta_chi2" not in self._maps and weighting and needed <= set(self._maps):
+            from .errors.ambiguity import delta_chi2, flag_ambiguous
+            self._maps["delta_chi2"] = delta_chi2(self._maps, weighting)
+            self._maps["flags"] = flag_ambiguous(self._maps["flags"], self._maps["delta_chi2"])
 
     # ------------------------------------------------------------------ maps
     def _shaped(self, name):
@@ -146,6 +163,110 @@ class Redshift:
         if self._maps["flags"][flat] & (Flag.NO_DATA | Flag.FEW_PIXELS):
             f = var = np.full(self.z.size, np.nan)
         return self.z, f, np.sqrt(np.maximum(var, 0))
+
+    # ------------------------------------------------------------------ errors on z
+    def z_error(self, method="analytic", *, window=None, n_samples=200, seed=None, block=4,
+                perturb="model"):
+        """The standard error of z_best, by one of the estimators of :mod:`muse_xcorr.errors`.
+
+        Parameters
+        ----------
+        method : {"analytic", "parabolic", "peakfit", "montecarlo", "bootstrap", "chi2", \
+"tonrydavis"}
+            See ``docs/errors.rst`` for which one to use and its calibration.
+        window : int, optional
+            Half-width in grid steps of the window where f is recomputed
+            (peakfit: fitted; montecarlo/bootstrap: searched around the peak
+            and around the best secondary peak; chi2: where the likelihood is
+            integrated; tonrydavis: where the antisymmetric part is taken).
+            Each method has its own default; analytic and parabolic use a
+            fixed stencil and ignore it.
+        n_samples : int
+            Simulated spectra per spaxel (montecarlo, bootstrap).
+        seed : int or None
+            Seed of the random draws (montecarlo, bootstrap): the same seed
+            gives the same sigma_z.
+        block : int
+            Block length in pixels of the bootstrap (MUSE noise is correlated
+            between neighbouring pixels).
+        perturb : {"model", "data"}
+            montecarlo: add noise to the best-fit model, or to the data
+            itself (see :mod:`muse_xcorr.errors.montecarlo` on the sqrt(2)).
+
+        Returns
+        -------
+        sigma_z : ndarray
+            Shaped like `z_best` (a float for one spectrum); a plain ndarray
+            of dimensionless redshift (not a Quantity). NaN where there is
+            no peak or the method failed; such spaxels, and those where the
+            estimate is doubtful, get the ZERR_UNRELIABLE flag. The flag
+            refers to the method computed last (plus what the correlator
+            set): each call sets it afresh. The value is also kept in
+            `z_errors` (and ``to_table()``/``write()`` as ``zerr_<method>``).
+        """
+        from .errors import estimate
+
+        options = {"n_samples": n_samples, "seed": seed, "block": block, "perturb": perturb}
+        if window is not None:
+            options["window"] = window
+        result = estimate(self, method, **options)
+        self._maps[f"zerr_{method}"] = result.sigma
+        for name, values in result.extra.items():
+            self._maps[name] = values
+        flags = self._maps["flags"]
+        unreliable = result.unreliable | self._correlate_unreliable
+        self._maps["flags"] = np.where(unreliable, flags | int(Flag.ZERR_UNRELIABLE),
+                                       flags & ~int(Flag.ZERR_UNRELIABLE)).astype(flags.dtype)
+        return self._shaped(f"zerr_{method}")
+
+    @property
+    def z_errors(self):
+        """Every sigma_z computed so far (or read from a file), ``{method: map}``."""
+        return {name[5:]: self._shaped(name) for name in self._maps if name.startswith("zerr_")}
+
+    def pdf(self, *index):
+        """The redshift probability p(z) of one spaxel from the profile likelihood.
+
+        p(z) is proportional to exp(-chi2_min(z) / 2), with
+        chi2_min = ||d||_w^2 (1 - f^2) over the whole grid (inverse-variance
+        weighting only), normalised so that its integral over z is 1 (a flat
+        prior in z on the grid).
+
+        Parameters
+        ----------
+        *index : int
+            The spatial indices, as for :meth:`ccf`.
+
+        Returns
+        -------
+        z, p : ndarray
+        """
+        from .errors.chi2 import likelihood_pdf
+
+        if self.meta.get("weighting") != "inverse_variance":
+            raise ValueError("pdf() needs the chi2 of the inverse-variance weighted "
+                             "correlation: correlate with weighting='inverse_variance'")
+        z, f, _ = self.ccf(*index)
+        return z, likelihood_pdf(z, self._maps["norm2"][self._flat_index(index)], f)
+
+    def crb(self):
+        """The Cramer-Rao bound on z for the best-fit amplitude and template, per spaxel.
+
+        sigma_CRB^2 = 1 / (A^2 (sum w T'^2 - (sum w T' T)^2 / sum w T^2)) at
+        z_best, with w = 1 / variance on the valid pixels, T' = dT/dz, and A
+        the best-fit amplitude (science.md section 3): no unbiased estimator
+        of z does better. Kept as the ``sigma_crb`` map.
+
+        Returns
+        -------
+        sigma_crb : ndarray
+            Shaped like `z_best`; NaN where there is no peak.
+        """
+        from .errors.crb import estimate
+
+        self._need_data("crb")
+        self._maps["sigma_crb"] = estimate(self).sigma
+        return self._shaped("sigma_crb")
 
     def _need_data(self, what):
         if self.correlator is None or self.data is None:

@@ -1,0 +1,50 @@
+"""Estimators of the error on z_best, one module each, sharing the window covariance.
+
+Call them through :meth:`Redshift.z_error(method) <muse_xcorr.Redshift.z_error>`;
+each returns an `~muse_xcorr.errors._window.Estimate`. See ``docs/errors.rst``
+for which one to use and how each was calibrated.
+
+========================  =================================================================
+method                    what it is
+========================  =================================================================
+``"analytic"``            curvature / delta method, Var f' / f''^2 (Delta chi2 = 1 if weighted)
+``"parabolic"``           vertex of the parabola through 3 samples, full 3 x 3 covariance
+``"peakfit"``             Gaussian + offset fitted by generalised least squares
+``"montecarlo"``          noise injection around the best-fit model, f recomputed
+``"bootstrap"``           block bootstrap of the normalised residuals, f recomputed
+``"chi2"``                68 % interval of the profile likelihood (weighted mode only)
+``"tonrydavis"``          Tonry & Davis (1979) r and epsilon, as in IRAF fxcor/xcsao
+========================  =================================================================
+"""
+import importlib
+
+__all__ = ["METHODS", "estimate"]
+
+#: The z-error methods, by name (module of this subpackage that implements each).
+METHODS = ("analytic", "parabolic", "peakfit", "montecarlo", "bootstrap", "chi2",
+           "tonrydavis")
+
+
+def estimate(result, method, **options):
+    """Run one estimator on a `~muse_xcorr.Redshift`.
+
+    Parameters
+    ----------
+    result : `~muse_xcorr.Redshift`
+        With its data and correlator (not one read from a file).
+    method : str
+        One of `METHODS`.
+    **options
+        Passed to the method (``window``, ``n_samples``, ``seed``, ``block``, ...).
+
+    Returns
+    -------
+    estimate : `~muse_xcorr.errors._window.Estimate`
+    """
+    from ._window import need_data
+
+    if method not in METHODS:
+        raise ValueError(f"unknown z-error method {method!r}; choose one of {METHODS}")
+    need_data(result, method)
+    module = importlib.import_module(f"{__name__}.{method}")
+    return module.estimate(result, **options)
