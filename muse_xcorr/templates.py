@@ -231,7 +231,7 @@ class Template:
         return cls(wave * u.AA, flux, medium="vacuum", name=name or "+".join(names[:3]),
                    meta=meta)
 
-    def convolve_lsf(self, z=0.0, resolution="muse", *, medium="air"):
+    def convolve_lsf(self, z=0.0, resolution="muse"):
         """This template convolved with the LSF the data have at redshift ``z``.
 
         See :func:`muse_xcorr.lsf.convolve_lsf` (which this calls) for the
@@ -239,7 +239,7 @@ class Template:
         """
         from .lsf import convolve_lsf
 
-        return convolve_lsf(self, z, resolution, medium=medium)
+        return convolve_lsf(self, z, resolution)
 
     # -- resampling -------------------------------------------------------------
     def vacuum_wavelength(self):
@@ -324,7 +324,7 @@ class Template:
         return cumulative[index] + partial
 
 
-def default_set(**kwargs):
+def default_set(*args, **kwargs):
     """The default template set for MUSE spectra of unknown type.
 
     See :func:`muse_xcorr.template_library.default_set` for the parameters
@@ -332,7 +332,7 @@ def default_set(**kwargs):
     """
     from .template_library import default_set as _default_set
 
-    return _default_set(**kwargs)
+    return _default_set(*args, **kwargs)
 
 
 def _template_columns(table, path):

@@ -1,0 +1,126 @@
+"""The default template set, generated from recipes shipped in ``muse_xcorr/data/templates``.
+
+Each recipe is an ECSV table: one row per line (name, vacuum wavelength,
+rest equivalent width ``ew`` in Angstrom, Gaussian sigma in km/s, profile
+``gaussian`` or ``lya``, Lyman-alpha asymmetry) and, in its metadata, the
+continuum: ``f = (lambda / pivot) ** slope * (1 - break_amplitude + break_amplitude * S)``
+with S a tanh step at 4000 A (40 A wide), multiplied by ``lyman_transmission``
+blueward of Lyman alpha and zero below 912 A. Emission lines (ew > 0) are
+added as ``ew * continuum(centre) * profile``; absorption lines (ew < 0)
+multiply the continuum by ``exp(ew * profile)`` (always positive). Nothing
+is downloaded: muse_xcorr/data/PROVENANCE.md documents the recipes.
+"""
+import pathlib
+
+import numpy as np
+import astropy.units as u
+from astropy.table import Table
+
+from .lines import gaussian_profile, lya_profile
+from .templates import Template
+
+__all__ = ["DEFAULT_NAMES", "recipe", "build_template", "default_set"]
+
+#: The templates of the default set, in the order of ``template_index``.
+DEFAULT_NAMES = ("emission", "passive", "qso", "lae")
+
+_RECIPES = pathlib.Path(__file__).parent / "data" / "templates"
+_PROFILES = {"gaussian": gaussian_profile, "lya": lya_profile}
+_LYMAN_LIMIT, _LYMAN_ALPHA = 911.75, 1215.67
+_C_KMS = 299792.458
+
+
+def recipe(name):
+    """The recipe table of one default template (see the module notes).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`DEFAULT_NAMES`.
+
+    Returns
+    -------
+    table : `~astropy.table.Table`
+    """
+    path = _RECIPES / f"{name}.ecsv"
+    if not path.is_file():
+        raise ValueError(f"no default template {name!r}; known: {', '.join(DEFAULT_NAMES)}")
+    return Table.read(path, format="ascii.ecsv")
+
+
+def _continuum(wave, meta):
+    step = 0.5 * (1 + np.tanh((wave - 4000.0) / 40.0))
+    amplitude = float(meta["break_amplitude"])
+    flux = (wave / float(meta["pivot"])) ** float(meta["slope"]) * (1 - amplitude
+                                                                    + amplitude * step)
+    flux = np.where(wave < _LYMAN_ALPHA, flux * float(meta["lyman_transmission"]), flux)
+    return np.where(wave < _LYMAN_LIMIT, 0.0, flux)
+
+
+def build_template(table, *, samples_per_sigma=4.0):
+    """A `~muse_xcorr.Template` from a recipe table.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        A recipe (see :func:`recipe`).
+    samples_per_sigma : float
+        The template is sampled uniformly in ln(lambda), with this many
+        samples per the narrowest line sigma.
+
+    Returns
+    -------
+    template : `~muse_xcorr.Template`
+        Vacuum rest frame; ``meta`` holds the recipe's metadata, ``lines`` and
+        ``line_wavelengths``.
+    """
+    meta = table.meta
+    sigma_kms = u.Quantity(table["sigma"]).to_value(u.km / u.s)
+    step = sigma_kms.min() / _C_KMS / samples_per_sigma
+    wave = np.exp(np.arange(np.log(meta["wave_min"]), np.log(meta["wave_max"]), step))
+    continuum = _continuum(wave, meta)
+    flux = continuum.copy()
+    absorption = np.zeros_like(wave)
+    for row, sigma in zip(table, sigma_kms):
+        centre = float(row["wavelength"])
+        profile = _PROFILES[str(row["profile"])]
+        args = (float(row["asymmetry"]),) if row["profile"] == "lya" else ()
+        shape = profile(wave, centre, centre * sigma / _C_KMS, *args)
+        ew = float(row["ew"])
+        if ew >= 0:
+            flux += ew * np.interp(centre, wave, continuum) * shape
+        else:
+            absorption += ew * shape
+    flux = flux * np.exp(absorption)
+    info = {k: v for k, v in meta.items()}
+    info.update(lines=[str(n) for n in table["line"]],
+                line_wavelengths=[float(w) for w in table["wavelength"]])
+    return Template(wave * u.AA, flux, medium=meta["medium"], name=meta["name"], meta=info)
+
+
+def default_set(names=DEFAULT_NAMES, *, lsf_z=None, resolution="muse"):
+    """The default templates for a MUSE spectrum of unknown type.
+
+    ``Correlator(default_set(), z=zgrid(0, 6.7, 2e-4), weighting="inverse_variance")``
+    picks, per spaxel, the best of a star-forming emission-line galaxy, a
+    passive galaxy, a type-1 QSO and a Lyman-alpha emitter (see
+    docs/templates.rst for their recipes and measured performance).
+
+    Parameters
+    ----------
+    names : sequence of str
+        Subset (and order) of :data:`DEFAULT_NAMES`.
+    lsf_z : float, optional
+        If given, convolve every template with the line spread at this
+        reference redshift (:func:`muse_xcorr.lsf.convolve_lsf`).
+    resolution : see :func:`muse_xcorr.lsf.lsf_fwhm`
+        Used with ``lsf_z``.
+
+    Returns
+    -------
+    templates : list of `~muse_xcorr.Template`
+    """
+    templates = [build_template(recipe(name)) for name in names]
+    if lsf_z is not None:
+        templates = [t.convolve_lsf(lsf_z, resolution) for t in templates]
+    return templates
