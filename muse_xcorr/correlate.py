@@ -26,6 +26,7 @@ import astropy.units as u
 from astropy.constants import c as speed_of_light
 
 from . import _tf_backend
+from .continuum import continuum_subtraction, subtracted_view
 from .flags import Flag
 from .grid import as_zgrid
 from .spectra import MuseCube, MuseSpectrum, _SpectralData
@@ -167,6 +168,12 @@ class Correlator:
     min_coverage : float
         Flag LOW_COVERAGE when, at z_best, the template covers less than this
         fraction of the valid pixels. Default 0.5.
+    continuum : {None, "median", "spline", "polynomial"}
+        Subtract a continuum, estimated the same way on the observed grid,
+        from every spectrum and every redshifted template column before
+        correlating (see :mod:`muse_xcorr.continuum`). Default None.
+    continuum_window : `~astropy.units.Quantity`
+        The continuum's smoothing length in observed wavelength. Default 150 A.
 
     Examples
     --------
@@ -180,7 +187,7 @@ class Correlator:
 
     def __init__(self, template, z, *, weighting="uniform", batch_size=1024, dtype="float32",
                  sigma_correction=True, keep_ccf=False, exclusion=1000 * u.km / u.s,
-                 min_pixels=10, min_coverage=0.5):
+                 min_pixels=10, min_coverage=0.5, continuum=None, continuum_window=150 * u.AA):
         if not isinstance(template, Template):
             raise TypeError(f"template must be a muse_xcorr.Template, got "
                             f"{type(template).__name__} (see Template.read / from_spectrum)")
@@ -200,6 +207,7 @@ class Correlator:
         self.exclusion = u.Quantity(exclusion, u.km / u.s)
         self.min_pixels = int(min_pixels)
         self.min_coverage = float(min_coverage)
+        self.continuum = continuum_subtraction(continuum, continuum_window)
         self._operators = {}
 
     def __repr__(self):
@@ -221,6 +229,8 @@ class Correlator:
                     f"the template ({rest[0].value:.0f}-{rest[-1].value:.0f} A rest) covers "
                     f"no observed wavelength ({wave[0].value:.0f}-{wave[-1].value:.0f} A) at "
                     f"any redshift of the grid ({self.z[0]:.4f}-{self.z[-1]:.4f})")
+            if self.continuum is not None:
+                matrix = self.continuum.subtract_from_template(matrix, wave)
             matrix = matrix / np.abs(matrix).max()
             operator = _tf_backend.TemplateOperator(matrix, np.log1p(self.z), self.dtype)
             self._operators = {key: (operator, first, stop)}
@@ -244,7 +254,7 @@ class Correlator:
         """
         from .result import Redshift
 
-        data = as_spectral_data(data)
+        data = subtracted_view(as_spectral_data(data), self.continuum)
         operator, first, stop = self._operator(data)
         n = data.n_spectra
         maps = {}
@@ -281,6 +291,7 @@ class Correlator:
         f, cov : ndarray
             With the second-order correction when ``sigma_correction`` is set.
         """
+        data = subtracted_view(data, self.continuum)
         operator, _, _ = self._operator(data)
         work = _Working(data.spectra(start, stop), self.weighting, self.min_pixels, False)
         f, cov, _ = self._window(operator, work, np.asarray(index, dtype=np.int32),
