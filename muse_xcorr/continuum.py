@@ -24,6 +24,8 @@ d = A T + n stays consistent up to the median's non-linearity, whose effect
 is measured in docs/templates.rst. Pixels that are invalid in the data are
 ignored by the estimate and stay invalid.
 """
+import warnings
+
 import numpy as np
 import astropy.units as u
 
@@ -124,11 +126,12 @@ def _running_median(flux, valid, wave, window):
     padded = np.pad(padded, ((0, 0), (half, half)), constant_values=np.nan)
     windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=1)[:, ::stride]
     centres = np.arange(0, flux.shape[1] + 1, stride)[:windows.shape[1]]
-    with np.errstate(all="ignore"):
-        import warnings
+    medians = np.median(windows, axis=2)  # fast path; NaN where a window has a gap
+    gaps = np.isnan(medians)
+    if gaps.any():
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            medians = np.nanmedian(windows, axis=2)
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows stay NaN
+            medians[gaps] = np.nanmedian(windows[gaps], axis=1)
     out = np.zeros_like(flux)
     pixels = np.arange(flux.shape[1])
     for row in range(flux.shape[0]):

@@ -136,8 +136,11 @@ class Correlator:
 
     Parameters
     ----------
-    template : `~muse_xcorr.Template`
-        The noiseless rest-frame template.
+    template : `~muse_xcorr.Template` or list of them
+        The noiseless rest-frame template. A list (e.g.
+        :func:`muse_xcorr.templates.default_set`) gives a
+        `~muse_xcorr.template_set.TemplateSetCorrelator`: the best template per
+        spaxel, with ``template_index`` and every template's answer.
     z : array_like
         The redshift grid, e.g. from :func:`~muse_xcorr.zgrid`: increasing,
         at least three values.
@@ -184,6 +187,12 @@ class Correlator:
     >>> bool(abs(result.z_best - truth["z"]).max() < 1e-3)
     True
     """
+
+    def __new__(cls, template, *args, **kwargs):
+        if isinstance(template, (list, tuple)):  # a template set: see muse_xcorr.template_set
+            from .template_set import TemplateSetCorrelator
+            return TemplateSetCorrelator(template, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, template, z, *, weighting="uniform", batch_size=1024, dtype="float32",
                  sigma_correction=True, keep_ccf=False, exclusion=1000 * u.km / u.s,
