@@ -110,9 +110,12 @@ def default_set(names=DEFAULT_NAMES, *, lsf_z=None, resolution="muse"):
     ----------
     names : sequence of str
         Subset (and order) of :data:`DEFAULT_NAMES`.
-    lsf_z : float, optional
-        If given, convolve every template with the line spread at this
-        reference redshift (:func:`muse_xcorr.lsf.convolve_lsf`).
+    lsf_z : float, sequence of float or "auto", optional
+        If given, convolve the templates with the line spread at this
+        reference redshift (:func:`muse_xcorr.lsf.convolve_lsf`): one value
+        for all, one per template, or ``"auto"``: each template at the
+        redshift that puts its main line mid-band (``lsf_z`` of its recipe,
+        e.g. 0.88 for [OII] at 7000 A, 4.76 for Lyman alpha).
     resolution : see :func:`muse_xcorr.lsf.lsf_fwhm`
         Used with ``lsf_z``.
 
@@ -121,6 +124,11 @@ def default_set(names=DEFAULT_NAMES, *, lsf_z=None, resolution="muse"):
     templates : list of `~muse_xcorr.Template`
     """
     templates = [build_template(recipe(name)) for name in names]
-    if lsf_z is not None:
-        templates = [t.convolve_lsf(lsf_z, resolution) for t in templates]
-    return templates
+    if lsf_z is None:
+        return templates
+    if isinstance(lsf_z, str):
+        if lsf_z != "auto":
+            raise ValueError(f"lsf_z must be a redshift, a list of them or 'auto', got {lsf_z!r}")
+        lsf_z = [float(t.meta["lsf_z"]) for t in templates]
+    lsf_z = np.broadcast_to(np.asarray(lsf_z, float), (len(templates),))
+    return [t.convolve_lsf(z, resolution) for t, z in zip(templates, lsf_z)]

@@ -213,7 +213,8 @@ class Template:
         Returns
         -------
         template : `~muse_xcorr.Template`
-            In vacuum; ``meta['lines']`` holds the names and vacuum wavelengths.
+            In vacuum; ``meta`` holds ``lines`` (names), ``line_wavelengths``
+            (vacuum) and ``line_strengths``.
 
         Examples
         --------
@@ -227,7 +228,8 @@ class Template:
         wave, flux = build_line_spectrum(centres, strengths, width, names=names,
                                          continuum=continuum, wave_range=wave_range,
                                          step=step, profiles=profiles)
-        meta = {"lines": list(names), "line_wavelengths": list(map(float, centres))}
+        meta = {"lines": list(names), "line_wavelengths": list(map(float, centres)),
+                "line_strengths": list(map(float, strengths))}
         return cls(wave * u.AA, flux, medium="vacuum", name=name or "+".join(names[:3]),
                    meta=meta)
 
