@@ -179,10 +179,12 @@ def _row(label, t):
 
 
 def correlator(args):
-    templates = default_set(lsf_z=None if args.lsf == "none" else "auto")
+    templates = default_set(lsf_z=None if args.lsf == "none" else "auto",
+                            composite=args.composite)
     return Correlator(templates, zgrid(0.0, 6.7, args.dlnz), weighting="inverse_variance",
                       continuum=None if args.continuum == "none" else args.continuum,
-                      continuum_window=args.window * u.AA, batch_size=256)
+                      continuum_window=args.window * u.AA, batch_size=256,
+                      confusion_tolerance=args.tolerance)
 
 
 def run_udf(args, corr):
@@ -237,6 +239,10 @@ def main(argv=None):
     parser.add_argument("--lsf", default="auto", choices=("auto", "none"),
                         help="convolve the default set with the MUSE LSF ('auto' reference z)")
     parser.add_argument("--dlnz", type=float, default=1.5e-4)
+    parser.add_argument("--tolerance", type=float, default=0.1,
+                        help="confusion tolerance (fraction of the best fit's chi2 gain)")
+    parser.add_argument("--composite", action="store_true",
+                        help="emission template as a composite of line groups")
     parser.add_argument("--udf", action="store_true", help="also run on the real UDF excerpt")
     parser.add_argument("--outdir", default="benchmarks/figures")
     args = parser.parse_args(argv)
@@ -253,10 +259,10 @@ def main(argv=None):
             table.pprint_all()
             print()
         print(f"{args.n} spectra, continuum={args.continuum}, lsf={args.lsf}, "
-              f"dlnz={args.dlnz}: {time.time() - start:.0f} s")
+              f"composite={args.composite}, dlnz={args.dlnz}: {time.time() - start:.0f} s")
         pathlib.Path(args.outdir).mkdir(parents=True, exist_ok=True)
-        truth.write(pathlib.Path(args.outdir) / f"population_{args.continuum}_{args.lsf}.ecsv",
-                    overwrite=True)
+        label = f"{args.continuum}_{args.lsf}_{'composite' if args.composite else 'single'}"
+        truth.write(pathlib.Path(args.outdir) / f"population_{label}.ecsv", overwrite=True)
     if args.udf:
         run_udf(args, corr)
 

@@ -5,25 +5,33 @@ at lambda_obs fits Lyman alpha at z = lambda_obs / 1215.67 - 1 as well as
 [OII] 3727, H-alpha, [OIII] 5007... For every spectrum correlated with a
 template set, :func:`line_confusion`
 
-1. finds the main feature: the observed pixel where the best template at
-   z_best, continuum-subtracted (running median, 150 A), has the largest
-   (model / sigma)^2;
+1. finds the main feature: the observed pixel where the best-fit model
+   (best entry at z_best, continuum-subtracted by a 150 A running median,
+   each component of a composite with its own non-negative amplitude) has
+   the largest (model / sigma)^2;
 2. for each line of :data:`~muse_xcorr.lines.CONFUSION_LINES`, puts that
    feature on the line: z_alt = lambda_obs,vac / lambda_line - 1 (skipping
    the current identification, |z_alt - z_best| < 2e-3 (1 + z_best), and
    redshifts outside the grid);
-3. evaluates every template in a +-2e-3 (1 + z) window around z_alt (exact
-   float64 f from :meth:`Correlator.window`) and keeps the best,
+3. evaluates every entry of the set in a +-2e-3 (1 + z) window around z_alt
+   (exact float64 f from :meth:`Correlator.window`, composites as
+   sqrt(sum f_g+^2)) and keeps the best,
    f_alt >= 0 (a negative amplitude is not an emission line);
 4. computes Delta chi2 = chi2_alt - chi2_best = ||d||_w^2 (f_best^2 - f_alt^2)
    (``inverse_variance`` weighting, exact); with ``uniform`` weighting the
    proxy ((f_best - f_alt) / sigma_f_best)^2, which ignores the covariance
    of the two f values (small for well separated redshifts).
 
-The data exclude an alternative when Delta chi2 >= ``threshold``: its
-templates predict second lines that are absent, a doublet shape ([OII],
-CIII]) that is not seen, or a symmetric line where the data show Lyman
-alpha's asymmetry, and each of these raises its chi2. Otherwise the
+The data exclude an alternative when its chi2 is worse: its templates
+predict second lines that are absent, a doublet shape ([OII], CIII]) that
+is not seen, or a symmetric line where the data show Lyman alpha's
+asymmetry, and each of these raises its chi2. "Worse" means Delta chi2 >=
+``threshold`` and Delta chi2 >= ``tolerance`` x ||d||^2 f_best^2 (the chi2
+improvement of the best fit over no signal, about its S/N^2): at high S/N a
+fixed threshold would let template mismatch (line widths, ratios, Lyman-alpha
+asymmetry not exactly those of the templates) exclude the right answer, so
+an alternative that explains at least 1 - tolerance of the signal stays
+open. Otherwise the
 spectrum is flagged AMBIGUOUS. How well this works on a simulated deep-field
 population is measured by ``benchmarks/evaluate_population.py``
 (docs/templates.rst).
@@ -63,8 +71,8 @@ def map_name(line):
     return f"dchi2_{keep}"
 
 
-def line_confusion(set_correlator, result, *, threshold=9.0, lines=CONFUSION_LINES,
-                   search=2e-3, batch_size=512):
+def line_confusion(set_correlator, result, *, threshold=9.0, tolerance=0.1,
+                   lines=CONFUSION_LINES, search=2e-3, batch_size=512):
     """Alternative identifications of each spectrum's main line; flags AMBIGUOUS in place.
 
     Parameters
@@ -75,6 +83,9 @@ def line_confusion(set_correlator, result, *, threshold=9.0, lines=CONFUSION_LIN
         Its combined result (with ``data``); maps are added to it.
     threshold : float
         Delta chi2 below which an alternative is not excluded.
+    tolerance : float
+        Fraction of the best fit's chi2 improvement (||d||^2 f_best^2) below
+        which an alternative is not excluded either (template mismatch).
     lines : dict
         Name -> member lines, default :data:`~muse_xcorr.lines.CONFUSION_LINES`.
     search : float
@@ -118,12 +129,8 @@ def line_confusion(set_correlator, result, *, threshold=9.0, lines=CONFUSION_LIN
                 continue
             centre = np.searchsorted(z_grid, np.where(ok, z_alt, z_grid[0]))
             grid_index = np.clip(centre[:, None] + offsets, 0, z_grid.size - 1).astype(np.int32)
-            f_alt = np.full(stop - start, -np.inf)
-            for correlator in set_correlator.correlators:
-                f, _ = correlator.window(data, start, stop, grid_index, full_covariance=False)
-                f_alt = np.maximum(f_alt, np.nanmax(np.where(np.isfinite(f), f, -np.inf),
-                                                    axis=1))
-            f_alt = np.clip(f_alt, 0.0, None)
+            f = set_correlator.entry_f(data, start, stop, grid_index)
+            f_alt = np.clip(np.max(np.where(np.isfinite(f), f, -np.inf), axis=(0, 2)), 0, None)
             delta = _delta_chi2(set_correlator.weighting, maps, start, stop, f_alt)
             dchi2[k, start:stop] = np.where(ok, delta, np.nan)
             z_alt_all[k, start:stop] = np.where(ok, z_alt, np.nan)
@@ -137,10 +144,16 @@ def line_confusion(set_correlator, result, *, threshold=9.0, lines=CONFUSION_LIN
     maps["alt_line"] = np.where(has_alt, best, -1).astype(np.int32)
     maps["z_alt"] = np.where(has_alt, z_alt_all[best, rows], np.nan)
     maps["dchi2_alt"] = np.where(has_alt, dchi2[best, rows], np.nan)
-    ambiguous = has_alt & (maps["dchi2_alt"] < threshold)
+    signal = maps["norm2"] * np.clip(maps["f_best"], 0, None) ** 2
+    if set_correlator.weighting != "inverse_variance":  # the proxy is in units of sigma_f^2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            signal = (maps["f_best"] / maps["sigma_f_best"]) ** 2
+    limit = np.maximum(threshold, tolerance * np.nan_to_num(signal))
+    ambiguous = has_alt & (maps["dchi2_alt"] < limit)
     maps["flags"] = np.where(ambiguous, maps["flags"] | Flag.AMBIGUOUS, maps["flags"])
     result.meta["confusion_lines"] = ",".join(names)
     result.meta["confusion_threshold"] = float(threshold)
+    result.meta["confusion_tolerance"] = float(tolerance)
     return result
 
 
@@ -154,14 +167,26 @@ def _delta_chi2(weighting, maps, start, stop, f_alt):
 
 
 def _main_wavelength(templates, batch, wave, medium, index, z_best, usable):
-    """Observed wavelength of the most significant feature of each best-template model."""
+    """Observed wavelength of the most significant feature of each best-fit model.
+
+    The model is the best entry at z_best, continuum-subtracted, with each
+    component of a composite scaled by its own non-negative amplitude.
+    """
     observed = np.full(index.size, np.nan)
     weight = np.zeros_like(batch.variance)
     np.divide(1.0, batch.variance, out=weight, where=batch.valid)
     for i in np.unique(index[usable]):
         rows = np.flatnonzero(usable & (index == i))
-        model = templates[i].matrix(wave, z_best[rows], medium=medium).T
-        model = _MAIN_FEATURE_CONTINUUM.subtract(model, True, wave)
+        entry = templates[i] if isinstance(templates[i], tuple) else (templates[i],)
+        model = np.zeros((rows.size, wave.size))
+        for component in entry:
+            column = component.matrix(wave, z_best[rows], medium=medium).T
+            column = _MAIN_FEATURE_CONTINUUM.subtract(column, True, wave)
+            a = np.einsum("ij,ij,ij->i", weight[rows], batch.flux[rows], column)
+            b = np.einsum("ij,ij,ij->i", weight[rows], column, column)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                amplitude = np.where(b > 0, np.clip(a / b, 0, None), 0.0)
+            model += amplitude[:, None] * column
         significance = model ** 2 * weight[rows]
         observed[rows] = wave.to_value(u.AA)[np.argmax(significance, axis=1)]
     return observed

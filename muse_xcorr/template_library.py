@@ -22,7 +22,7 @@ from .templates import Template
 __all__ = ["DEFAULT_NAMES", "recipe", "build_template", "default_set"]
 
 #: The templates of the default set, in the order of ``template_index``.
-DEFAULT_NAMES = ("emission", "passive", "qso", "lae")
+DEFAULT_NAMES = ("emission", "passive", "qso", "lae", "lae_broad")
 
 _RECIPES = pathlib.Path(__file__).parent / "data" / "templates"
 _PROFILES = {"gaussian": gaussian_profile, "lya": lya_profile}
@@ -57,13 +57,17 @@ def _continuum(wave, meta):
     return np.where(wave < _LYMAN_LIMIT, 0.0, flux)
 
 
-def build_template(table, *, samples_per_sigma=4.0):
+def build_template(table, *, group=None, samples_per_sigma=4.0):
     """A `~muse_xcorr.Template` from a recipe table.
 
     Parameters
     ----------
     table : `~astropy.table.Table`
         A recipe (see :func:`recipe`).
+    group : str, optional
+        Only the lines of this ``group`` (recipe column), without the
+        continuum: a component of a composite template. The line fluxes
+        are those of the full template (EW times its continuum at the line).
     samples_per_sigma : float
         The template is sampled uniformly in ln(lambda), with this many
         samples per the narrowest line sigma.
@@ -79,9 +83,11 @@ def build_template(table, *, samples_per_sigma=4.0):
     step = sigma_kms.min() / _C_KMS / samples_per_sigma
     wave = np.exp(np.arange(np.log(meta["wave_min"]), np.log(meta["wave_max"]), step))
     continuum = _continuum(wave, meta)
-    flux = continuum.copy()
+    flux = continuum.copy() if group is None else np.zeros_like(wave)
     absorption = np.zeros_like(wave)
     for row, sigma in zip(table, sigma_kms):
+        if group is not None and row["group"] != group:
+            continue
         centre = float(row["wavelength"])
         profile = _PROFILES[str(row["profile"])]
         args = (float(row["asymmetry"]),) if row["profile"] == "lya" else ()
@@ -93,17 +99,19 @@ def build_template(table, *, samples_per_sigma=4.0):
             absorption += ew * shape
     flux = flux * np.exp(absorption)
     info = {k: v for k, v in meta.items()}
-    info.update(lines=[str(n) for n in table["line"]],
-                line_wavelengths=[float(w) for w in table["wavelength"]])
-    return Template(wave * u.AA, flux, medium=meta["medium"], name=meta["name"], meta=info)
+    chosen = np.array([group is None or row["group"] == group for row in table])
+    info.update(lines=[str(n) for n in table["line"][chosen]],
+                line_wavelengths=[float(w) for w in table["wavelength"][chosen]])
+    name = meta["name"] if group is None else f"{meta['name']}:{group}"
+    return Template(wave * u.AA, flux, medium=meta["medium"], name=name, meta=info)
 
 
-def default_set(names=DEFAULT_NAMES, *, lsf_z=None, resolution="muse"):
+def default_set(names=DEFAULT_NAMES, *, lsf_z=None, resolution="muse", composite=False):
     """The default templates for a MUSE spectrum of unknown type.
 
     ``Correlator(default_set(), z=zgrid(0, 6.7, 2e-4), weighting="inverse_variance")``
     picks, per spaxel, the best of a star-forming emission-line galaxy, a
-    passive galaxy, a type-1 QSO and a Lyman-alpha emitter (see
+    passive galaxy, a type-1 QSO and a narrow and a broad Lyman-alpha emitter (see
     docs/templates.rst for their recipes and measured performance).
 
     Parameters
@@ -118,17 +126,30 @@ def default_set(names=DEFAULT_NAMES, *, lsf_z=None, resolution="muse"):
         e.g. 0.88 for [OII] at 7000 A, 4.76 for Lyman alpha).
     resolution : see :func:`muse_xcorr.lsf.lsf_fwhm`
         Used with ``lsf_z``.
+    composite : bool
+        Return recipes with a ``group`` column (``emission``) as composite
+        templates: a tuple of line-group templates with independent
+        amplitudes (:mod:`muse_xcorr.template_set`), so that a galaxy's line
+        ratios are free. Best used with ``continuum="median"``.
 
     Returns
     -------
-    templates : list of `~muse_xcorr.Template`
+    templates : list of `~muse_xcorr.Template` (or of tuples of them)
     """
-    templates = [build_template(recipe(name)) for name in names]
+    templates = []
+    for name in names:
+        table = recipe(name)
+        if composite and "group" in table.colnames:
+            groups = [g for g in dict.fromkeys(str(g) for g in table["group"]) if g != "none"]
+            templates.append(tuple(build_template(table, group=g) for g in groups))
+        else:
+            templates.append(build_template(table))
     if lsf_z is None:
         return templates
     if isinstance(lsf_z, str):
         if lsf_z != "auto":
             raise ValueError(f"lsf_z must be a redshift, a list of them or 'auto', got {lsf_z!r}")
-        lsf_z = [float(t.meta["lsf_z"]) for t in templates]
+        lsf_z = [float(recipe(name).meta["lsf_z"]) for name in names]
     lsf_z = np.broadcast_to(np.asarray(lsf_z, float), (len(templates),))
-    return [t.convolve_lsf(z, resolution) for t, z in zip(templates, lsf_z)]
+    return [tuple(c.convolve_lsf(z, resolution) for c in t) if isinstance(t, tuple)
+            else t.convolve_lsf(z, resolution) for t, z in zip(templates, lsf_z)]

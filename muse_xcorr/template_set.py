@@ -4,21 +4,35 @@
 template is correlated on its own (same grid, same options); per spaxel the
 best template is the one with the smallest chi2_best (``inverse_variance``
 weighting: chi2_min = ||d||_w^2 (1 - f_w^2) is comparable across templates,
-since ||d||_w is the data's) or the largest f_best (``uniform``). The
-combined `~muse_xcorr.Redshift` holds the best template's maps, plus
+since ||d||_w is the data's) or the largest f_best (``uniform``).
 
-- ``template_index``: which template won (-1 where none was usable);
+**Composite templates.** An entry of the list may itself be a tuple of
+templates with disjoint wavelength support, e.g. line groups ([OII];
+H-beta + [OIII]; H-alpha + [NII] + [SII]). The components get independent
+non-negative amplitudes: for disjoint columns the least-squares fit of
+sum_g A_g T_g (A_g >= 0) has chi2_min = ||d||^2 (1 - sum_g max(f_g, 0)^2),
+so the composite's correlation is f = sqrt(sum_g max(f_g, 0)^2) -- a
+galaxy's lines are then not forced into one set of line ratios. It is
+evaluated exactly (float64, :meth:`Correlator.window`) at the candidate
+redshifts: each component's best and second peaks, +-``composite_halfwidth``
+grid samples. Its ``sigma_f_best`` and flags are those of the strongest
+component at that redshift (an approximation for sigma_f). Continuum
+subtraction (``continuum="median"``) keeps line-group columns disjoint.
+
+The combined `~muse_xcorr.Redshift` holds the best entry's maps, plus
+
+- ``template_index``: which entry won (-1 where none was usable);
 - ``z_best_t<i>``, ``f_best_t<i>`` (and ``chi2_best_t<i>``): every
-  template's own answer, so that users see the alternatives;
+  entry's own answer, so that users see the alternatives;
 - the line-confusion maps of :mod:`muse_xcorr.confusion` (``confusion=True``).
 
-``result.meta["templates"]`` lists the template names in index order.
+``result.meta["templates"]`` lists the entry names in index order.
 """
 import numpy as np
 
 from .flags import Flag
 
-__all__ = ["TemplateSetCorrelator"]
+__all__ = ["TemplateSetCorrelator", "combine"]
 
 
 class TemplateSetCorrelator:
@@ -26,7 +40,8 @@ class TemplateSetCorrelator:
 
     Parameters
     ----------
-    templates : sequence of `~muse_xcorr.Template`
+    templates : sequence of `~muse_xcorr.Template` or of tuples of them
+        A tuple is a composite template (see the module notes).
     z : array_like
         The redshift grid, shared by all templates.
     confusion : bool
@@ -35,36 +50,47 @@ class TemplateSetCorrelator:
         identification not excluded by the data. Default True.
     confusion_threshold : float
         Delta chi2 below which an alternative is not excluded. Default 9.
+    confusion_tolerance : float
+        Fraction of the best fit's chi2 improvement below which an
+        alternative is not excluded either (template mismatch). Default 0.1.
+    composite_halfwidth : int
+        Grid samples searched on each side of a composite's candidates.
     **kwargs
         Every other `~muse_xcorr.Correlator` keyword, applied to each template.
     """
 
-    def __init__(self, templates, z, *, confusion=True, confusion_threshold=9.0, **kwargs):
+    def __init__(self, templates, z, *, confusion=True, confusion_threshold=9.0,
+                 confusion_tolerance=0.1, composite_halfwidth=3, **kwargs):
         from .correlate import Correlator
 
-        templates = list(templates)
-        if not templates:
-            raise ValueError("the template set is empty")
-        self.correlators = [Correlator(t, z, **kwargs) for t in templates]
-        first = self.correlators[0]
-        self.templates = templates
+        entries = [tuple(t) if isinstance(t, (list, tuple)) else (t,) for t in templates]
+        if not entries or not all(entries):
+            raise ValueError("the template set (or one of its composites) is empty")
+        self.templates = [e[0] if len(e) == 1 else e for e in entries]
+        self.correlators = [[Correlator(t, z, **kwargs) for t in entry] for entry in entries]
+        first = self.correlators[0][0]
         self.z = first.z
         self.weighting = first.weighting
         self.sigma_correction = first.sigma_correction
         self.continuum = first.continuum
         self.confusion = bool(confusion)
         self.confusion_threshold = float(confusion_threshold)
+        self.confusion_tolerance = float(confusion_tolerance)
+        self.composite_halfwidth = int(composite_halfwidth)
         self._chosen = (None, None)
 
     def __repr__(self):
-        names = ", ".join(str(t.name) for t in self.templates)
-        return (f"<TemplateSetCorrelator [{names}], {self.z.size} redshifts "
+        return (f"<TemplateSetCorrelator [{', '.join(self.names)}], {self.z.size} redshifts "
                 f"{self.z[0]:.4f}-{self.z[-1]:.4f}, weighting={self.weighting!r}>")
 
     @property
     def names(self):
-        """Template names (or ``t<i>`` where a template has none), in index order."""
-        return [t.name or f"t{i}" for i, t in enumerate(self.templates)]
+        """Entry names in index order (a composite: its components joined by '|')."""
+        names = []
+        for i, entry in enumerate(self.templates):
+            parts = entry if isinstance(entry, tuple) else (entry,)
+            names.append("|".join(t.name or f"t{i}" for t in parts))
+        return names
 
     def correlate(self, data, *, progress=True):
         """Correlate ``data`` with every template; see the module notes.
@@ -77,29 +103,113 @@ class TemplateSetCorrelator:
         from .result import Redshift
 
         data = as_spectral_data(data)
-        results = [c.correlate(data, progress=progress) for c in self.correlators]
-        maps, index = combine(results, self.weighting)
+        entry_maps = []
+        for correlators in self.correlators:
+            results = [c.correlate(data, progress=progress) for c in correlators]
+            view = results[0].data
+            if len(results) == 1:
+                entry_maps.append(results[0]._maps)
+            else:
+                entry_maps.append(self._composite(view, correlators, results))
+        maps, index = combine(entry_maps, self.weighting)
         meta = {"template": "+".join(self.names), "templates": ",".join(self.names),
                 "weighting": self.weighting, "sigma_correction": self.sigma_correction}
-        combined = Redshift(maps, z=self.z, spatial_shape=data.spatial_shape, data=results[0].data,
+        combined = Redshift(maps, z=self.z, spatial_shape=data.spatial_shape, data=view,
                             meta=meta)
         combined.correlator = self
-        self._chosen = (combined.data, index)
+        self._chosen = (view, index)
         if self.confusion:
             from .confusion import line_confusion
 
-            line_confusion(self, combined, threshold=self.confusion_threshold)
+            line_confusion(self, combined, threshold=self.confusion_threshold,
+                           tolerance=self.confusion_tolerance)
         return combined
+
+    def entry_f(self, data, start, stop, index):
+        """Exact f of every entry at grid indices (composites: sqrt of sum of f_g+^2).
+
+        Parameters
+        ----------
+        data, start, stop
+            As :meth:`muse_xcorr.Correlator.window`.
+        index : ndarray of int, shape (stop - start, w)
+
+        Returns
+        -------
+        f : ndarray, shape (n_entries, stop - start, w)
+        """
+        out = []
+        for correlators in self.correlators:
+            parts = [c.window(data, start, stop, index, full_covariance=False)[0]
+                     for c in correlators]
+            out.append(parts[0] if len(parts) == 1 else
+                       np.sqrt(np.sum([np.clip(p, 0, None) ** 2 for p in parts], axis=0)))
+        return np.array(out)
+
+    def _composite(self, data, correlators, results):
+        """Maps of a composite entry: best sqrt(sum f_g+^2) around every component's peaks."""
+        from .correlate import parabola_vertex
+
+        n = results[0]._maps["z_best"].size
+        k_max = self.z.size - 1
+        offsets = np.arange(-self.composite_halfwidth, self.composite_halfwidth + 1)
+        candidates = []
+        for r in results:
+            for name in ("best_index", "second_index"):
+                candidates.append(np.asarray(r._maps[name]))
+        best_s = np.full(n, -np.inf)
+        best_k = np.full(n, -1)
+        strongest = np.zeros(n, int)
+        refined = np.full(n, np.nan)
+        for start in range(0, n, 1024):
+            stop = min(start + 1024, n)
+            centre = np.concatenate([c[start:stop, None] for c in candidates], axis=1)
+            usable = centre >= 0
+            index = np.clip(np.where(usable, centre, 0)[:, :, None] + offsets, 0, k_max)
+            index = index.reshape(stop - start, -1).astype(np.int32)
+            parts = np.array([c.window(data, start, stop, index, full_covariance=False)[0]
+                              for c in correlators])
+            score = np.sum(np.clip(np.nan_to_num(parts, nan=0.0), 0, None) ** 2, axis=0)
+            score = np.where(np.repeat(usable, offsets.size, axis=1), score, -np.inf)
+            column = np.argmax(score, axis=1)
+            rows = np.arange(stop - start)
+            best_s[start:stop] = score[rows, column]
+            best_k[start:stop] = index[rows, column]
+            strongest[start:stop] = np.argmax(parts[:, rows, column], axis=0)
+            # refine below the grid step with the parabola through the neighbours
+            inner = (column % offsets.size > 0) & (column % offsets.size < offsets.size - 1)
+            around = np.clip(column[:, None] + np.array([-1, 0, 1]), 0, index.shape[1] - 1)
+            vertex = parabola_vertex(self.z[index[rows[:, None], around]],
+                                     np.sqrt(np.clip(score[rows[:, None], around], 0, None)))
+            refined[start:stop] = np.where(inner & np.isfinite(vertex), vertex,
+                                           self.z[index[rows, column]])
+        stacked = {name: np.stack([r._maps[name] for r in results])
+                   for name in results[0]._maps}
+        rows = np.arange(n)
+        maps = {name: value[strongest, rows] for name, value in stacked.items()}
+        found = np.isfinite(best_s) & (best_k >= 0)
+        f = np.sqrt(np.where(found, best_s, np.nan))
+        maps["best_index"] = np.where(found, best_k, -1)
+        maps["z_best"] = np.where(found, refined, np.nan)
+        maps["f_best"] = f
+        with np.errstate(divide="ignore", invalid="ignore"):
+            maps["snr"] = f / maps["sigma_f_best"]
+        if "chi2_best" in maps:
+            maps["chi2_best"] = maps["norm2"] * (1 - f ** 2)
+        return maps
 
     def window(self, data, start, stop, index, *, full_covariance=True, template=None):
         """f and its covariance at grid indices, each spectrum with its best template.
+
+        For a composite entry f is sqrt(sum_g f_g+^2) and the covariance is
+        that of its strongest component (an approximation).
 
         Parameters
         ----------
         data, start, stop, index, full_covariance
             As :meth:`muse_xcorr.Correlator.window`.
         template : int or ndarray of int, optional
-            Template index per spectrum; default the one chosen by the last
+            Entry index per spectrum; default the one chosen by the last
             :meth:`correlate` on ``data``.
         """
         if template is None:
@@ -112,8 +222,13 @@ class TemplateSetCorrelator:
         template = np.broadcast_to(np.asarray(template, int), (stop - start,))
         f = cov = None
         for i in np.unique(np.maximum(template, 0)):
-            f_i, cov_i = self.correlators[i].window(data, start, stop, index,
-                                                    full_covariance=full_covariance)
+            parts = [c.window(data, start, stop, index, full_covariance=full_covariance)
+                     for c in self.correlators[i]]
+            f_parts = np.array([p[0] for p in parts])
+            f_i = f_parts[0] if len(parts) == 1 else \
+                np.sqrt(np.sum(np.clip(f_parts, 0, None) ** 2, axis=0))
+            cov_i = parts[int(np.argmax(np.nanmax(f_parts, axis=(1, 2)))) if len(parts) > 1
+                          else 0][1]
             rows = np.maximum(template, 0) == i
             if f is None:
                 f, cov = np.zeros_like(f_i), np.zeros_like(cov_i)
@@ -121,46 +236,40 @@ class TemplateSetCorrelator:
         return f, cov
 
 
-def combine(results, weighting):
-    """Per-spaxel best of several single-template results.
+def combine(entry_maps, weighting):
+    """Per-spaxel best of several entries' flat maps.
 
     Parameters
     ----------
-    results : list of `~muse_xcorr.Redshift`
-        Same data, same grid.
+    entry_maps : list of dict
+        Flat maps of each entry (same data, same grid).
     weighting : {"uniform", "inverse_variance"}
         Best by smallest chi2_best, or by largest f_best.
 
     Returns
     -------
     maps : dict
-        Flat maps: the best template's, ``template_index`` and the
-        per-template ``z_best_t<i>``, ``f_best_t<i>``, ``chi2_best_t<i>``.
+        Flat maps: the best entry's, ``template_index`` and the
+        per-entry ``z_best_t<i>``, ``f_best_t<i>``, ``chi2_best_t<i>``.
     index : ndarray of int
-        ``template_index`` (-1 where every template skipped the spaxel).
+        ``template_index`` (-1 where every entry skipped the spaxel).
     """
     if weighting == "inverse_variance":
-        score = np.array([r._maps["chi2_best"] for r in results])
-        score = np.where(np.isfinite(score), score, np.inf)
-        index = np.argmin(score, axis=0)
-        usable = np.isfinite(score).any(axis=0)
+        score = -np.array([m["chi2_best"] for m in entry_maps])
     else:
-        score = np.array([r._maps["f_best"] for r in results])
-        score = np.where(np.isfinite(score), score, -np.inf)
-        index = np.argmax(score, axis=0)
-        usable = np.isfinite(score).any(axis=0)
-    names = [n for n in results[0]._maps if all(n in r._maps for r in results)]
+        score = np.array([m["f_best"] for m in entry_maps])
+    score = np.where(np.isfinite(score), score, -np.inf)
+    index = np.argmax(score, axis=0)
+    usable = np.isfinite(score).any(axis=0)
+    names = [n for n in entry_maps[0] if all(n in m for m in entry_maps)]
     rows = np.arange(index.size)
-    maps = {}
-    for name in names:
-        stacked = np.stack([r._maps[name] for r in results])
-        maps[name] = stacked[index, rows]
+    maps = {name: np.stack([m[name] for m in entry_maps])[index, rows] for name in names}
     index = np.where(usable, index, -1)
     maps["template_index"] = index.astype(np.int32)
-    for i, r in enumerate(results):
-        maps[f"z_best_t{i}"] = r._maps["z_best"]
-        maps[f"f_best_t{i}"] = r._maps["f_best"]
-        if "chi2_best" in r._maps:
-            maps[f"chi2_best_t{i}"] = r._maps["chi2_best"]
+    for i, m in enumerate(entry_maps):
+        maps[f"z_best_t{i}"] = m["z_best"]
+        maps[f"f_best_t{i}"] = m["f_best"]
+        if "chi2_best" in m:
+            maps[f"chi2_best_t{i}"] = m["chi2_best"]
     maps["flags"] = np.where(usable, maps["flags"], maps["flags"] | Flag.NO_DATA)
     return maps, index

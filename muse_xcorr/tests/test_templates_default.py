@@ -35,9 +35,10 @@ def test_emission_line_equivalent_widths_match_the_recipe(name):
 
 
 def _without_lines(table):
-    empty = table[:0].copy()
+    empty = table[:1].copy()
     empty.meta = dict(table.meta)
-    empty.add_row(["none", 5000.0, 0.0, float(np.min(table["sigma"])), "gaussian", 0.0])
+    empty["ew"] = 0.0
+    empty["sigma"] = np.min(table["sigma"])
     return empty
 
 
@@ -50,8 +51,9 @@ def test_passive_absorption_is_positive_and_deep_at_cak():
     assert at_k < 0.5 * around
 
 
-def test_lae_is_asymmetric_and_absorbed_blueward():
-    t = build_template(recipe("lae"))
+@pytest.mark.parametrize("name", ["lae", "lae_broad"])
+def test_lae_is_asymmetric_and_absorbed_blueward(name):
+    t = build_template(recipe(name))
     wave, flux = t.wavelength.value, t.flux
     line = np.abs(wave - 1215.67) < 8
     mean = np.sum(flux[line] * wave[line]) / np.sum(flux[line])
@@ -69,3 +71,26 @@ def test_default_set_convolved_to_muse_lsf_is_wider():
     expected = 1.31 / np.hypot(1.31, 2.4609 / 2.3548 / 1.3)
     assert peak_w / peak_n == pytest.approx(expected, rel=0.03)
     assert wide.wavelength.unit == u.AA
+
+
+def test_composite_emission_groups_are_disjoint_line_templates():
+    templates = default_set(["emission", "lae"], composite=True)
+    groups, lae = templates
+    assert isinstance(groups, tuple) and isinstance(lae, Template)
+    assert [g.name for g in groups] == ["emission:oii", "emission:hb_oiii", "emission:ha"]
+    full = build_template(recipe("emission"))
+    for group in groups:
+        # no continuum: the component is zero away from its own lines
+        wave = group.wavelength.value
+        centres = np.array(group.meta["line_wavelengths"])
+        far = np.min(np.abs(wave[:, None] - centres[None]), axis=1) > 30
+        assert np.all(group.flux[far] < 1e-12)
+        # line fluxes equal those of the full template (EW x its continuum)
+        near = np.abs(wave - centres[0]) < 3
+        full_near = np.abs(full.wavelength.value - centres[0]) < 3
+        continuum = build_template(_without_lines(recipe("emission"))).flux[full_near]
+        assert np.trapezoid(group.flux[near], wave[near]) == pytest.approx(
+            np.trapezoid(full.flux[full_near] - continuum, full.wavelength.value[full_near]),
+            rel=1e-3)
+    convolved = default_set(["emission"], composite=True, lsf_z="auto")[0]
+    assert all(c.meta["lsf_z"] == pytest.approx(0.877) for c in convolved)
