@@ -5,7 +5,9 @@ rest equivalent width ``ew`` in Angstrom, Gaussian sigma in km/s, profile
 ``gaussian`` or ``lya``, Lyman-alpha asymmetry) and, in its metadata, the
 continuum: ``f = (lambda / pivot) ** slope * (1 - break_amplitude + break_amplitude * S)``
 with S a tanh step at 4000 A (40 A wide), multiplied by ``lyman_transmission``
-blueward of Lyman alpha and zero below 912 A. Emission lines (ew > 0) are
+blueward of Lyman alpha and zero below 912 A -- or, when the metadata give
+``uv_cutoff``, multiplied by ``1 / (1 + (uv_cutoff / lambda) ** 8)`` with no
+step (any step in a template survives continuum subtraction and can mimic a line). Emission lines (ew > 0) are
 added as ``ew * continuum(centre) * profile``; absorption lines (ew < 0)
 multiply the continuum by ``exp(ew * profile)`` (always positive). Nothing
 is downloaded: muse_xcorr/data/PROVENANCE.md documents the recipes.
@@ -54,6 +56,8 @@ def _continuum(wave, meta):
     flux = (wave / float(meta["pivot"])) ** float(meta["slope"]) * (1 - amplitude
                                                                     + amplitude * step)
     flux = np.where(wave < _LYMAN_ALPHA, flux * float(meta["lyman_transmission"]), flux)
+    if "uv_cutoff" in meta:  # a smooth UV fall-off and no step (see the passive recipe)
+        return flux / (1 + (float(meta["uv_cutoff"]) / wave) ** 8)
     return np.where(wave < _LYMAN_LIMIT, 0.0, flux)
 
 

@@ -103,14 +103,21 @@ class TemplateSetCorrelator:
         from .result import Redshift
 
         data = as_spectral_data(data)
-        entry_maps = []
+        entry_maps, view = [], None
         for correlators in self.correlators:
+            correlators = _covering(correlators, data)
+            if not correlators:  # this entry covers none of the data at any redshift
+                entry_maps.append(None)
+                continue
             results = [c.correlate(data, progress=progress) for c in correlators]
             view = results[0].data
             if len(results) == 1:
                 entry_maps.append(results[0]._maps)
             else:
                 entry_maps.append(self._composite(view, correlators, results))
+        if view is None:
+            raise ValueError("no template of the set covers the data's wavelengths at any "
+                             "redshift of the grid")
         maps, index = combine(entry_maps, self.weighting)
         meta = {"template": "+".join(self.names), "templates": ",".join(self.names),
                 "weighting": self.weighting, "sigma_correction": self.sigma_correction}
@@ -141,7 +148,10 @@ class TemplateSetCorrelator:
         out = []
         for correlators in self.correlators:
             parts = [c.window(data, start, stop, index, full_covariance=False)[0]
-                     for c in correlators]
+                     for c in _covering(correlators, data)]
+            if not parts:
+                out.append(np.full(np.shape(index), -np.inf))
+                continue
             out.append(parts[0] if len(parts) == 1 else
                        np.sqrt(np.sum([np.clip(p, 0, None) ** 2 for p in parts], axis=0)))
         return np.array(out)
@@ -223,7 +233,7 @@ class TemplateSetCorrelator:
         f = cov = None
         for i in np.unique(np.maximum(template, 0)):
             parts = [c.window(data, start, stop, index, full_covariance=full_covariance)
-                     for c in self.correlators[i]]
+                     for c in _covering(self.correlators[i], data)]
             f_parts = np.array([p[0] for p in parts])
             f_i = f_parts[0] if len(parts) == 1 else \
                 np.sqrt(np.sum(np.clip(f_parts, 0, None) ** 2, axis=0))
@@ -236,13 +246,25 @@ class TemplateSetCorrelator:
         return f, cov
 
 
+def _covering(correlators, data):
+    """The correlators whose template covers some of the data's pixels at some redshift."""
+    wave = data.spectral_axis
+    kept = []
+    for c in correlators:
+        first, stop = c.template.coverage(wave, c.z, medium=data.medium)
+        if np.any(stop > first):
+            kept.append(c)
+    return kept
+
+
 def combine(entry_maps, weighting):
     """Per-spaxel best of several entries' flat maps.
 
     Parameters
     ----------
-    entry_maps : list of dict
-        Flat maps of each entry (same data, same grid).
+    entry_maps : list of dict or None
+        Flat maps of each entry (same data, same grid); None for an entry
+        that covers none of the data (it never wins; its maps are NaN).
     weighting : {"uniform", "inverse_variance"}
         Best by smallest chi2_best, or by largest f_best.
 
@@ -254,6 +276,11 @@ def combine(entry_maps, weighting):
     index : ndarray of int
         ``template_index`` (-1 where every entry skipped the spaxel).
     """
+    template = next(m for m in entry_maps if m is not None)
+    n = template["z_best"].size
+    blank = {"z_best": np.full(n, np.nan), "f_best": np.full(n, np.nan),
+             "chi2_best": np.full(n, np.nan)}
+    entry_maps = [m if m is not None else blank for m in entry_maps]
     if weighting == "inverse_variance":
         score = -np.array([m["chi2_best"] for m in entry_maps])
     else:
@@ -261,15 +288,16 @@ def combine(entry_maps, weighting):
     score = np.where(np.isfinite(score), score, -np.inf)
     index = np.argmax(score, axis=0)
     usable = np.isfinite(score).any(axis=0)
-    names = [n for n in entry_maps[0] if all(n in m for m in entry_maps)]
+    names = list(template)
     rows = np.arange(index.size)
-    maps = {name: np.stack([m[name] for m in entry_maps])[index, rows] for name in names}
+    maps = {name: np.stack([m.get(name, template[name]) for m in entry_maps])[index, rows]
+            for name in names}
     index = np.where(usable, index, -1)
     maps["template_index"] = index.astype(np.int32)
     for i, m in enumerate(entry_maps):
         maps[f"z_best_t{i}"] = m["z_best"]
         maps[f"f_best_t{i}"] = m["f_best"]
-        if "chi2_best" in m:
+        if "chi2_best" in template:
             maps[f"chi2_best_t{i}"] = m["chi2_best"]
     maps["flags"] = np.where(usable, maps["flags"], maps["flags"] | Flag.NO_DATA)
     return maps, index
