@@ -247,12 +247,18 @@ class TemplateSetCorrelator:
 
 
 def _covering(correlators, data):
-    """The correlators whose template covers some of the data's pixels at some redshift."""
-    wave = data.spectral_axis
+    """The correlators whose template is non-zero on some data pixel at some redshift.
+
+    A 0.1 % margin on the wavelength range keeps this conservative (the
+    air-vacuum difference is 0.03 %); the Correlator itself raises on a
+    template that turns out to be all zero on the grid.
+    """
+    wave = data.spectral_axis.to_value("Angstrom")
     kept = []
     for c in correlators:
-        first, stop = c.template.coverage(wave, c.z, medium=data.medium)
-        if np.any(stop > first):
+        rest = c.template.vacuum_wavelength()[c.template.flux != 0]
+        if rest[0] * (1 + c.z[0]) < wave[-1] * 1.001 and rest[-1] * (1 + c.z[-1]) > \
+                wave[0] * 0.999:
             kept.append(c)
     return kept
 
