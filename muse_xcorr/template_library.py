@@ -6,10 +6,11 @@ rest equivalent width ``ew`` in Angstrom, Gaussian sigma in km/s, profile
 continuum: ``f = (lambda / pivot) ** slope * (1 - break_amplitude + break_amplitude * S)``
 with S a tanh step at 4000 A (40 A wide), multiplied by ``lyman_transmission``
 blueward of Lyman alpha and zero below 912 A -- or, when the metadata give
-``uv_cutoff``, multiplied by ``1 / (1 + (uv_cutoff / lambda) ** 8)`` with no
-step (any step in a template survives continuum subtraction and can mimic a line). Emission lines (ew > 0) are
-added as ``ew * continuum(centre) * profile``; absorption lines (ew < 0)
-multiply the continuum by ``exp(ew * profile)`` (always positive). Nothing
+``uv_cutoff``, multiplied by ``1 / (1 + (uv_cutoff / lambda) ** 8)``, with no
+step (any step in a template survives continuum subtraction and can mimic a
+line). Emission lines (ew > 0) are added as ``ew * continuum(centre) * profile``;
+absorption lines (ew < 0) multiply the continuum by ``exp(ew * profile)``
+(always positive). Nothing
 is downloaded: muse_xcorr/data/PROVENANCE.md documents the recipes.
 """
 import pathlib

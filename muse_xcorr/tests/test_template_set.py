@@ -4,7 +4,7 @@ import pytest
 import astropy.units as u
 from astropy.nddata import VarianceUncertainty
 
-from muse_xcorr import Correlator, Template, MuseSpectrum, MuseCube, zgrid, datasets
+from muse_xcorr import Correlator, Template, MuseCube, zgrid, datasets
 from muse_xcorr.flags import Flag
 from muse_xcorr.template_set import TemplateSetCorrelator
 
@@ -99,3 +99,44 @@ def test_multiline_detection_excludes_the_alternatives():
     assert abs(result.z_best - 0.2) < 1e-3
     # main feature: [OIII] 5007 at z = 0.2 (air)
     assert result.main_wavelength == pytest.approx(5008.24 * 1.2 / 1.000277, abs=1.5)
+
+
+def test_composite_chi2_matches_a_two_amplitude_least_squares_fit():
+    """Disjoint components with free amplitudes: chi2 = ||d||^2 (1 - f1^2 - f2^2)."""
+    hb = Template.from_lines({"Hbeta": 1.0}, WIDTH, name="hb")
+    oiii = Template.from_lines({"[OIII]4959": 1.0, "[OIII]5007": 3.0}, WIDTH, name="oiii")
+    # line ratio far from any fixed template: [OIII] / Hbeta = 0.3
+    mix = Template.from_lines({"Hbeta": 1.0, "[OIII]4959": 0.1, "[OIII]5007": 0.3}, WIDTH)
+    s = spectrum(mix, 0.2, 25.0, 21)
+    correlator = Correlator([(hb, oiii), MULTI], Z, weighting="inverse_variance",
+                            confusion=False)
+    result = correlator.correlate(s, progress=False)
+    assert result.template_index == 0 and abs(result.z_best - 0.2) < 5e-4
+    k = int(np.argmin(np.abs(Z - result.z_best)))
+    k = min(range(k - 2, k + 3), key=lambda j: -_two_component_gain(s.flux.value, hb, oiii, Z[j]))
+    w, d = 1 / VAR, s.flux.value
+    design = np.column_stack([t.matrix(WAVE, [Z[k]], medium="air")[:, 0] for t in (hb, oiii)])
+    amplitude, *_ = np.linalg.lstsq(design * np.sqrt(w)[:, None], d * np.sqrt(w), rcond=None)
+    assert np.all(amplitude > 0)
+    chi2 = np.sum(w * (d - design @ amplitude) ** 2)
+    assert result.chi2_best == pytest.approx(chi2, rel=1e-3)
+    assert result.chi2_best < result.chi2_best_t1 - 9  # the fixed-ratio template is worse
+
+
+def _two_component_gain(d, a, b, z):
+    w = 1 / VAR
+    total = 0.0
+    for t in (a, b):
+        column = t.matrix(WAVE, [z], medium="air")[:, 0]
+        total += max(np.sum(w * d * column), 0) ** 2 / np.sum(w * column ** 2)
+    return total
+
+
+def test_entries_covering_nothing_are_skipped():
+    far = Template.from_lines({"[SIII]9531": 1.0}, WIDTH, name="siii")  # > 6749 A at z >= 0.15
+    s = spectrum(MULTI, 0.2, 20.0, 3)
+    result = Correlator([far, MULTI], Z, weighting="inverse_variance").correlate(
+        s, progress=False)
+    assert result.template_index == 1 and np.isnan(result.z_best_t0)
+    with pytest.raises(ValueError, match="no template"):
+        Correlator([far], Z).correlate(s, progress=False)
