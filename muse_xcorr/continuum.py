@@ -95,11 +95,20 @@ class ContinuumSubtraction:
         return np.where(valid, flux - self.continuum(flux, valid, wavelength), 0.0)
 
     def subtract_from_template(self, matrix, wavelength, chunk=2048):
-        """Subtract the continuum from every column of a template matrix (n_pixel, n_z)."""
+        """Subtract the continuum from every column of a template matrix (n_pixel, n_z).
+
+        Raises
+        ------
+        ValueError
+            If nothing is left (a featureless template, e.g. a pure continuum).
+        """
         out = np.empty_like(matrix)
         for start in range(0, matrix.shape[1], chunk):
             block = matrix[:, start:start + chunk].T
             out[:, start:start + chunk] = self.subtract(block, True, wavelength).T
+        if not np.any(np.abs(out) > 1e-12 * np.abs(matrix).max()):
+            raise ValueError(f"nothing of the template is left after continuum subtraction "
+                             f"({self!r}): it has no feature narrower than the window")
         return out
 
     def _design(self, wave):

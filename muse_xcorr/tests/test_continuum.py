@@ -43,6 +43,9 @@ def test_median_keeps_a_narrow_line_and_bad_input_raises():
     with pytest.raises(ValueError):
         ContinuumSubtraction("median", -3 * u.AA)
     assert continuum_subtraction(None) is None
+    flat = np.ones((WAVE.size, 3))
+    with pytest.raises(ValueError, match="nothing of the template"):
+        ContinuumSubtraction("polynomial", 100 * u.AA).subtract_from_template(flat, WAVE)
 
 
 def test_correlator_hook_matches_a_numpy_reference():
