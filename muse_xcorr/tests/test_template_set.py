@@ -140,3 +140,15 @@ def test_entries_covering_nothing_are_skipped():
     assert result.template_index == 1 and np.isnan(result.z_best_t0)
     with pytest.raises(ValueError, match="no template"):
         Correlator([far], Z).correlate(s, progress=False)
+
+
+def test_set_result_round_trips_through_fits(tmp_path):
+    s = spectrum(MULTI, 0.2, 20.0, 4)
+    result = Correlator([SINGLE_LYA, MULTI], Z, weighting="inverse_variance").correlate(
+        s, progress=False)
+    result.write(tmp_path / "set.fits")
+    back = type(result).read(tmp_path / "set.fits")
+    for name in ("z_best", "template_index", "z_best_t0", "dchi2_alt", "flags"):
+        assert np.array_equal(np.ravel(getattr(back, name)), np.ravel(getattr(result, name)),
+                              equal_nan=True), name
+    assert back.meta["templates"] == "lya,multi"
