@@ -26,6 +26,7 @@ import astropy.units as u
 from astropy.constants import c as speed_of_light
 
 from . import _tf_backend
+from .continuum import continuum_subtraction, subtracted_view
 from .flags import Flag
 from .grid import as_zgrid
 from .spectra import MuseCube, MuseSpectrum, _SpectralData
@@ -249,8 +250,11 @@ class Correlator:
 
     Parameters
     ----------
-    template : `~muse_xcorr.Template`
-        The noiseless rest-frame template.
+    template : `~muse_xcorr.Template` or list of them
+        The noiseless rest-frame template. A list (e.g.
+        :func:`muse_xcorr.templates.default_set`) gives a
+        `~muse_xcorr.template_set.TemplateSetCorrelator`: the best template per
+        spaxel, with ``template_index`` and every template's answer.
     z : array_like
         The redshift grid, e.g. from :func:`~muse_xcorr.zgrid`: increasing,
         at least three values.
@@ -296,6 +300,12 @@ class Correlator:
         Fine steps per coarse step (coarse-to-fine only). Default 10.
     n_candidates : int
         Coarse maxima refined on the fine grid (coarse-to-fine only). Default 8.
+    continuum : {None, "median", "spline", "polynomial"}
+        Subtract a continuum, estimated the same way on the observed grid,
+        from every spectrum and every redshifted template column before
+        correlating (see :mod:`muse_xcorr.continuum`). Default None.
+    continuum_window : `~astropy.units.Quantity`
+        The continuum's smoothing length in observed wavelength. Default 150 A.
 
     Examples
     --------
@@ -307,10 +317,16 @@ class Correlator:
     True
     """
 
+    def __new__(cls, template, *args, **kwargs):
+        if isinstance(template, (list, tuple)):  # a template set: see muse_xcorr.template_set
+            from .template_set import TemplateSetCorrelator
+            return TemplateSetCorrelator(template, *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, template, z, *, weighting="uniform", batch_size=1024, dtype="float32",
                  sigma_correction=True, keep_ccf=False, exclusion=1000 * u.km / u.s,
                  min_pixels=10, min_coverage=0.5, search="full", coarse_factor=10,
-                 n_candidates=8):
+                 n_candidates=8, continuum=None, continuum_window=150 * u.AA):
         if not isinstance(template, Template):
             raise TypeError(f"template must be a muse_xcorr.Template, got "
                             f"{type(template).__name__} (see Template.read / from_spectrum)")
@@ -340,6 +356,7 @@ class Correlator:
         self.search = search
         self.coarse_factor = int(coarse_factor)
         self.n_candidates = int(n_candidates)
+        self.continuum = continuum_subtraction(continuum, continuum_window)
         self._operators = {}
         self._coarse = {}
 
@@ -362,6 +379,8 @@ class Correlator:
                     f"the template ({rest[0].value:.0f}-{rest[-1].value:.0f} A rest) covers "
                     f"no observed wavelength ({wave[0].value:.0f}-{wave[-1].value:.0f} A) at "
                     f"any redshift of the grid ({self.z[0]:.4f}-{self.z[-1]:.4f})")
+            if self.continuum is not None:
+                matrix = self.continuum.subtract_from_template(matrix, wave)
             matrix = matrix / np.abs(matrix).max()
             operator = _tf_backend.TemplateOperator(matrix, np.log1p(self.z), self.dtype)
             self._operators = {key: (operator, first, stop)}
@@ -405,7 +424,7 @@ class Correlator:
         """
         from .result import Redshift
 
-        data = as_spectral_data(data)
+        data = subtracted_view(as_spectral_data(data), self.continuum)
         operator, first, stop = self._operator(data)
         n = data.n_spectra
         maps = {}
@@ -442,6 +461,7 @@ class Correlator:
         f, cov : ndarray
             With the second-order correction when ``sigma_correction`` is set.
         """
+        data = subtracted_view(data, self.continuum)
         return self.window_batch(data, data.spectra(start, stop), index,
                                  full_covariance=full_covariance)
 

@@ -17,7 +17,7 @@ import astropy.units as u
 from .medium import (as_angstrom, check_medium, convert_medium, medium_from_ctype,
                      resolve_medium)
 
-__all__ = ["Template", "pixel_edges"]
+__all__ = ["Template", "pixel_edges", "default_set"]
 
 _WAVE_COLUMNS = ("wavelength", "wave", "lambda", "lam", "wavelength_rest")
 _FLUX_COLUMNS = ("flux", "f_lambda", "flam", "spec", "data")
@@ -177,6 +177,65 @@ class Template:
         return cls(u.Quantity(spectrum.spectral_axis), spectrum.flux,
                    medium=resolve_medium(wcs_medium, given), name=name)
 
+    @classmethod
+    def from_lines(cls, lines, width=60 * u.km / u.s, *, continuum=None, wave_range=None,
+                   step=None, profiles=None, name=None):
+        """A template of Gaussian lines (optionally on a continuum), built on the fly.
+
+        Parameters
+        ----------
+        lines : list of str, dict or `~astropy.table.Table`
+            Line names from :data:`~muse_xcorr.lines.LINES` (relative strengths
+            from the list, 1 where the list has 0), a dict name -> strength, or a
+            table with ``wavelength`` (vacuum) and ``strength`` columns (and
+            optionally ``name``). Negative strengths make absorption lines.
+        width : `~astropy.units.Quantity`
+            Gaussian sigma of every line: a velocity (default 60 km/s) or a length.
+        continuum : callable, optional
+            ``continuum(wavelength_angstrom) -> flux`` added under the lines.
+        wave_range : tuple of float, optional
+            Rest-frame range in Angstrom; default the lines +- 50 sigma + 20 A.
+        step : float, optional
+            Sampling in Angstrom; default a fifth of the narrowest sigma.
+        profiles : dict, optional
+            name -> callable ``profile(wavelength, centre, sigma)`` replacing
+            the Gaussian for that line (e.g. :func:`~muse_xcorr.lines.lya_profile`);
+            it must integrate to 1.
+        name : str, optional
+
+        Returns
+        -------
+        template : `~muse_xcorr.Template`
+            In vacuum; ``meta`` holds ``lines`` (names), ``line_wavelengths``
+            (vacuum) and ``line_strengths``.
+
+        Examples
+        --------
+        >>> from muse_xcorr import Template
+        >>> Template.from_lines(["[OII]3726", "[OII]3729"], name="oii").meta["lines"]
+        ['[OII]3726', '[OII]3729']
+        """
+        from .lines import build_line_spectrum, resolve_lines
+
+        names, centres, strengths = resolve_lines(lines)
+        wave, flux = build_line_spectrum(centres, strengths, width, names=names,
+                                         continuum=continuum, wave_range=wave_range,
+                                         step=step, profiles=profiles)
+        meta = {"lines": list(names), "line_wavelengths": list(map(float, centres)),
+                "line_strengths": list(map(float, strengths))}
+        return cls(wave * u.AA, flux, medium="vacuum", name=name or "+".join(names[:3]),
+                   meta=meta)
+
+    def convolve_lsf(self, z=0.0, resolution="muse"):
+        """This template convolved with the LSF the data have at redshift ``z``.
+
+        See :func:`muse_xcorr.lsf.convolve_lsf` (which this calls) for the
+        parameters and the approximation made away from ``z``.
+        """
+        from .lsf import convolve_lsf
+
+        return convolve_lsf(self, z, resolution)
+
     # -- resampling -------------------------------------------------------------
     def vacuum_wavelength(self):
         """The template's rest wavelengths in vacuum (Angstrom, float64 array)."""
@@ -258,6 +317,17 @@ class Template:
         offset = np.clip(points - left, 0.0, width)
         partial = self.flux[index] * offset + 0.5 * slope * offset ** 2
         return cumulative[index] + partial
+
+
+def default_set(*args, **kwargs):
+    """The default template set for MUSE spectra of unknown type.
+
+    See :func:`muse_xcorr.template_library.default_set` for the parameters
+    and the templates.
+    """
+    from .template_library import default_set as _default_set
+
+    return _default_set(*args, **kwargs)
 
 
 def _template_columns(table, path):
