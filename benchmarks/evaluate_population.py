@@ -153,8 +153,8 @@ def summarise(truth, result):
     bins = []
     edges = list(SNR_BINS)
     for low, high in zip(edges[:-1], edges[1:]):
-        bins.append(_row(f"{low}-{high}", truth[(truth["snr_line"] >= low)
-                                               & (truth["snr_line"] < high)]))
+        in_bin = (truth["snr_line"] >= low) & (truth["snr_line"] < high)
+        bins.append(_row(f"{low}-{high}", truth[in_bin]))
     bins.append(_row(">=5", truth[truth["snr_line"] >= 5]))
     bins.append(_row("all", truth))
     per_line = [_row(name, truth[(truth["main_line"] == name) & (truth["snr_line"] >= 5)])

@@ -481,6 +481,7 @@ class TemplateOperator:
         f = tf.matmul(x, t_hat, transpose_b=True) / tf.maximum(x_norm, 1e-300)[:, :, None]
         return f.numpy()
 
+
 def _row_major(data, dtype):
     """A (n, n_pixel) array as a row-major tensor (a transposed view is transposed by TF)."""
     tf = tensorflow()
@@ -638,6 +639,7 @@ def _window_peaks(highest, lowest, index, log1pz, exclusion):
             "f_min": lowest.reshape(n, -1).min(axis=1),
             "second": np.where(has_second, second, -1).astype(np.int32),
             "f_second": second_values.max(axis=1)}
+
 
 def row_inner(weights, x, y):
     """Weighted inner products over pixels, row by row: sum_j w_ij x_ij y_ij.

@@ -145,8 +145,8 @@ def convolve_lsf(template, z=0.0, resolution="muse", *, oversample=5.0):
     observed = rest * (1 + z) * u.AA
     sigma = lsf_fwhm(observed, resolution).to_value(u.AA) / _FWHM_PER_SIGMA / (1 + z)
     # u(lambda) = integral of d lambda / sigma: the kernel has unit width in u
-    u_nodes = np.concatenate([[0.0], np.cumsum(np.diff(rest) * 0.5 * (1 / sigma[1:]
-                                                                        + 1 / sigma[:-1]))])
+    steps = np.diff(rest) * 0.5 * (1 / sigma[1:] + 1 / sigma[:-1])
+    u_nodes = np.concatenate([[0.0], np.cumsum(steps)])
     finest = np.min(np.diff(u_nodes))
     step = min(1.0 / oversample, finest)
     margin = 5.0
