@@ -447,13 +447,20 @@ class TemplateOperator:
         return f.numpy(), cov.numpy()
 
     # ------------------------------------------------------------------ resampled spectra
+    def _unit_columns(self, index, scale):
+        """Template columns at ``index`` (n, w), scaled per pixel and normalised (float64)."""
+        tf = tensorflow()
+        columns = tf.gather(self.columns64, tf.constant(index, tf.int32)) * scale[:, None, :]
+        t_norm = tf.sqrt(tf.reduce_sum(columns * columns, axis=2))
+        return columns / tf.maximum(t_norm, 1e-300)[:, :, None]
+
     def window_samples(self, index, scale, samples):
         """f at given redshift indices for many simulated copies of each spectrum.
 
         The copies share their spectrum's valid pixels and weights, so the
         template columns are gathered and normalised once per spectrum and
-        f is one batched matrix product (the error estimators that rebuild
-        spectra: Monte Carlo, bootstrap).
+        f is one batched matrix product (the bootstrap, which rebuilds
+        spectra from resampled residuals).
 
         Parameters
         ----------
@@ -473,13 +480,38 @@ class TemplateOperator:
         """
         tf = tensorflow()
         scale = tf.constant(scale, tf.float64)
-        columns = tf.gather(self.columns64, tf.constant(index, tf.int32)) * scale[:, None, :]
-        t_norm = tf.sqrt(tf.reduce_sum(columns * columns, axis=2))
-        t_hat = columns / tf.maximum(t_norm, 1e-300)[:, :, None]
+        t_hat = self._unit_columns(index, scale)
         x = tf.constant(samples, tf.float64) * scale[:, None, :]
         x_norm = tf.sqrt(tf.reduce_sum(x * x, axis=2))
         f = tf.matmul(x, t_hat, transpose_b=True) / tf.maximum(x_norm, 1e-300)[:, :, None]
         return f.numpy()
+
+    def numerator_moments(self, index, scale, variance, base):
+        """Mean and covariance of <x*, t_k> for copies x* = scale (base + noise).
+
+        With Gaussian noise of variance ``variance`` the numerators of f at
+        the window's redshifts are jointly Gaussian: mean <scale base, t_k>,
+        covariance sum_j scale_j^2 variance_j t_jk t_jl (t: the scaled,
+        normalised template columns). Drawing them directly is a Monte Carlo
+        exact in distribution at w numbers per copy instead of n_pixel.
+
+        Parameters
+        ----------
+        index : ndarray (n, w) of int
+        scale, variance, base : ndarray (n, n_pixel)
+
+        Returns
+        -------
+        mean : ndarray (n, w)
+        cov : ndarray (n, w, w)
+        """
+        tf = tensorflow()
+        scale = tf.constant(scale, tf.float64)
+        t_hat = self._unit_columns(index, scale)
+        mean = tf.reduce_sum(t_hat * (scale * tf.constant(base, tf.float64))[:, None, :], axis=2)
+        noise = scale * scale * tf.constant(variance, tf.float64)
+        cov = tf.matmul(t_hat * noise[:, None, :], t_hat, transpose_b=True)
+        return mean.numpy(), cov.numpy()
 
 
 def _row_major(data, dtype):

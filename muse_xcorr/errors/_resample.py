@@ -1,10 +1,13 @@
 """Recompute z_best for simulated copies of each spectrum (Monte Carlo, bootstrap).
 
-For each spectrum, n_samples copies d* are drawn (by the calling estimator),
-f is recomputed in float64 on two windows of grid samples, one around the
-best peak and one around the best secondary peak (outside the exclusion
-zone), with the template columns gathered once per spectrum and one batched
-matrix product (:meth:`TemplateOperator.window_samples`). The copy's z* is the
+For each spectrum, n_samples copies d* are simulated by the calling
+estimator's sampler, which returns f (or anything proportional to it per
+copy) in float64 on two windows of grid samples, one around the best peak
+and one around the best secondary peak (outside the exclusion zone): the
+bootstrap rebuilds whole spectra and correlates them in one batched matrix
+product (:meth:`TemplateOperator.window_samples`); the Monte Carlo draws the
+numerators of f directly from their exact Gaussian distribution
+(:meth:`TemplateOperator.numerator_moments`). The copy's z* is the
 argmax over both windows, refined by the parabola through its neighbours like
 z_best itself. A copy whose argmax lies on the edge of a window may have its
 true peak outside it: where more than `EDGE_FRACTION` of the copies do, the
@@ -27,15 +30,18 @@ EDGE_FRACTION = 0.05
 _SAMPLE_ELEMENTS = 25_000_000
 
 
-def resampled_sigma(result, draw, *, window, n_samples, rng):
+def resampled_sigma(result, sample, *, window, n_samples, rng):
     """sigma_z from the scatter of z* over simulated copies of every spectrum.
 
     Parameters
     ----------
     result : `~muse_xcorr.Redshift`
-    draw : callable
-        ``draw(batch, model, n_samples, rng)`` -> (n, n_samples, n_pixel)
-        copies of the spectra of ``batch`` (``model``: their best-fit A T(z_best)).
+    sample : callable
+        ``sample(operator, batch, model, index, scale, n_samples, rng)`` ->
+        (n, n_samples, w): f of the copies of the spectra of ``batch`` at the
+        grid ``index`` (n, w), or a positive multiple of it per copy (z*
+        depends only on where f peaks and on its shape there). ``model`` is
+        the best-fit A T(z_best), ``scale`` the window's per-pixel factor.
     window : int
         Half-width in grid steps of each search window.
     n_samples : int
@@ -68,8 +74,7 @@ def resampled_sigma(result, draw, *, window, n_samples, rng):
         batch = gather_batch(data, rows[part])
         model, _ = best_fit_model(result, batch, rows[part])
         scale = _Working(batch, correlator.weighting, correlator.min_pixels, False).window_scale
-        copies = draw(batch, model, n_samples, rng)
-        f = operator.window_samples(index[part], scale, copies)
+        f = sample(operator, batch, model, index[part], scale, n_samples, rng)
         z_star, on_edge = _peaks(f, result.z[index[part]], 2 * window + 1)
         percentiles = np.nanpercentile(z_star, [16, 84], axis=1)
         robust[rows[part]] = 0.5 * (percentiles[1] - percentiles[0])

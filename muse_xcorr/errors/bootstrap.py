@@ -60,7 +60,7 @@ def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, block=4
         raise ValueError(f"block must be a positive number of pixels, got {block}")
     rng = np.random.default_rng(seed)
 
-    def draw(batch, model, n, rng):
+    def sample(operator, batch, model, index, scale, n, rng):
         sigma = np.sqrt(batch.variance)
         copies = np.repeat(model[:, None, :], n, axis=1)
         for row in range(model.shape[0]):
@@ -70,8 +70,8 @@ def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, block=4
             r = (batch.flux[row, valid] - model[row, valid]) / sigma[row, valid]
             copies[row][:, valid] += block_resample(r - r.mean(), n, block, rng) * \
                 sigma[row, valid]
-        return copies
+        return operator.window_samples(index, scale, copies)
 
-    out, robust = resampled_sigma(result, draw, window=window, n_samples=n_samples, rng=rng)
+    out, robust = resampled_sigma(result, sample, window=window, n_samples=n_samples, rng=rng)
     out.extra["zerr_bootstrap_p68"] = robust
     return out

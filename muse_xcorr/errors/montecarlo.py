@@ -7,6 +7,15 @@ is the standard deviation of z*; the 16-84 percentile half-width is kept
 too, as ``zerr_montecarlo_p68``. This catches non-Gaussian and two-peak
 cases that first-order formulas miss.
 
+The copies are not built pixel by pixel. In a copy, f_k = <x*, t_k> / ||x*||
+over the window's template columns t_k; ||x*|| is the same for every k, so
+the argmax and the parabola through it, hence z*, depend only on the
+numerators <x*, t_k>. With Gaussian noise these are exactly jointly Gaussian
+(mean from the model, covariance sum_j v_j t_jk t_jl in the working space),
+so they are drawn directly: w numbers per copy instead of n_pixel, the same
+distribution of z* (tested against whole simulated spectra), about a
+hundred times less work.
+
 With ``perturb="data"`` the copies are d* = d + n* instead. d* then carries
 the noise twice (variance 2 v): measured against z_true, the error of z* is
 sqrt(2) times that of z_best, and that is the factor usually quoted. But the
@@ -51,14 +60,26 @@ def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, perturb
         raise ValueError(f"perturb must be 'model' or 'data', got {perturb!r}")
     rng = np.random.default_rng(seed)
 
-    def draw(batch, model, n, rng):
+    def sample(operator, batch, model, index, scale, n, rng):
         base = model if perturb == "model" else batch.flux
-        noise = rng.standard_normal((base.shape[0], n, base.shape[1]))
-        return base[:, None, :] + noise * np.sqrt(batch.variance)[:, None, :]
+        mean, cov = operator.numerator_moments(index, scale, batch.variance, base)
+        return mean[:, None, :] + rng.standard_normal((mean.shape[0], n, mean.shape[1])) @ \
+            np.swapaxes(_matrix_root(cov), 1, 2)
 
-    out, robust = resampled_sigma(result, draw, window=window, n_samples=n_samples, rng=rng)
+    out, robust = resampled_sigma(result, sample, window=window, n_samples=n_samples, rng=rng)
     if perturb == "data":
         out.sigma *= DATA_PERTURBATION_FACTOR
         robust *= DATA_PERTURBATION_FACTOR
     out.extra["zerr_montecarlo_p68"] = robust
     return out
+
+
+def _matrix_root(cov):
+    """L with L L^T = cov for a stack of covariance matrices (n, w, w).
+
+    By eigen-decomposition, not Cholesky: neighbouring f(z_k) are correlated
+    at 0.98 and more, so the window covariance is nearly singular; rounding
+    below zero is clipped.
+    """
+    values, vectors = np.linalg.eigh(cov)
+    return vectors * np.sqrt(np.clip(values, 0.0, None))[:, None, :]
