@@ -199,6 +199,7 @@ class TemplateSetCorrelator:
         maps = {name: value[strongest, rows] for name, value in stacked.items()}
         found = np.isfinite(best_s) & (best_k >= 0)
         f = np.sqrt(np.where(found, best_s, np.nan))
+        maps["component_index"] = strongest.astype(np.int32)
         maps["best_index"] = np.where(found, best_k, -1)
         maps["z_best"] = np.where(found, refined, np.nan)
         maps["f_best"] = f
@@ -294,9 +295,9 @@ def combine(entry_maps, weighting):
     score = np.where(np.isfinite(score), score, -np.inf)
     index = np.argmax(score, axis=0)
     usable = np.isfinite(score).any(axis=0)
-    names = list(template)
+    names = list(dict.fromkeys(name for m in entry_maps for name in m))
     rows = np.arange(index.size)
-    maps = {name: np.stack([m.get(name, template[name]) for m in entry_maps])[index, rows]
+    maps = {name: np.stack([_entry_map(m, name, entry_maps) for m in entry_maps])[index, rows]
             for name in names}
     index = np.where(usable, index, -1)
     maps["template_index"] = index.astype(np.int32)
@@ -307,3 +308,40 @@ def combine(entry_maps, weighting):
             maps[f"chi2_best_t{i}"] = m["chi2_best"]
     maps["flags"] = np.where(usable, maps["flags"], maps["flags"] | Flag.NO_DATA)
     return maps, index
+
+
+def _entry_map(maps, name, entry_maps):
+    """An entry's map ``name``; one it lacks (e.g. a composite's ``component_index``) is
+    blank: NaN for floats, 0 for integers, like the first entry that has it."""
+    if name in maps:
+        return maps[name]
+    like = next(m[name] for m in entry_maps if name in m)
+    return np.full_like(like, np.nan) if like.dtype.kind == "f" else np.zeros_like(like)
+
+
+def entry_correlators(correlator, maps):
+    """The single-template correlator behind each spaxel of a template-set result.
+
+    For a composite entry, its strongest component at z_best (the one whose
+    sigma_f_best the result reports).
+
+    Parameters
+    ----------
+    correlator : `TemplateSetCorrelator`
+    maps : dict
+        The combined result's flat maps (``template_index``, ``component_index``).
+
+    Returns
+    -------
+    groups : list of (`~muse_xcorr.Correlator`, ndarray of bool)
+        Each correlator with the spaxels it answers for.
+    """
+    entry = maps["template_index"]
+    component = maps.get("component_index", np.zeros_like(entry))
+    groups = []
+    for i in np.unique(entry[entry >= 0]):
+        for k in np.unique(component[entry == i]):
+            members = correlator.correlators[i]
+            groups.append((members[min(int(k), len(members) - 1)],
+                           (entry == i) & (component == k)))
+    return groups
