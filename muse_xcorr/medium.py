@@ -1,7 +1,6 @@
 """Wavelengths: their unit and their medium (air or vacuum), decided and converted here only."""
 import numpy as np
 import astropy.units as u
-from specutils.utils.wcs_utils import air_to_vac, vac_to_air
 
 __all__ = ["MEDIA", "as_angstrom", "check_medium", "medium_from_ctype", "resolve_medium",
            "convert_medium"]
@@ -85,6 +84,8 @@ def convert_medium(wavelength, from_medium, to_medium):
     wavelength : `~astropy.units.Quantity`
         In the unit of the input.
     """
+    from specutils.utils.wcs_utils import air_to_vac, vac_to_air  # slow import: on use
+
     from_medium, to_medium = check_medium(from_medium), check_medium(to_medium)
     if from_medium == to_medium:
         return wavelength
