@@ -19,7 +19,16 @@ from ..correlate import _Working, parabola_vertex
 from ._model import best_fit_model
 from ._window import Estimate, gather_batch, skipped, window_index
 
-__all__ = ["resampled_sigma", "EDGE_FRACTION", "DEFAULT_WINDOW"]
+__all__ = ["resampled_sigma", "EDGE_FRACTION", "DEFAULT_WINDOW", "RESAMPLING_PARAMETERS"]
+
+#: The numpydoc parameters every resampling estimator shares (for ``format_doc``).
+RESAMPLING_PARAMETERS = """result : `~muse_xcorr.Redshift`
+    window : int
+        Half-width in grid steps of the two search windows.
+    n_samples : int
+        Copies per spectrum.
+    seed : int or None
+        The same seed gives the same result."""
 
 #: Default half-width (grid steps) of the two search windows.
 DEFAULT_WINDOW = 10

@@ -11,7 +11,9 @@ standard deviation of z*; the 16-84 percentile half-width is kept as
 """
 import numpy as np
 
-from ._resample import DEFAULT_WINDOW, resampled_sigma
+from astropy.utils.decorators import format_doc
+
+from ._resample import DEFAULT_WINDOW, RESAMPLING_PARAMETERS, resampled_sigma
 
 __all__ = ["estimate", "DEFAULT_WINDOW"]
 
@@ -37,18 +39,13 @@ def block_resample(residuals, n_samples, block, rng):
     return residuals[picks]
 
 
+@format_doc(None, resampling=RESAMPLING_PARAMETERS)
 def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, block=4, **_):
     """sigma_z from the block bootstrap.
 
     Parameters
     ----------
-    result : `~muse_xcorr.Redshift`
-    window : int
-        Half-width in grid steps of the two search windows.
-    n_samples : int
-        Copies per spectrum.
-    seed : int or None
-        The same seed gives the same result.
+    {resampling}
     block : int
         Block length in valid pixels.
 

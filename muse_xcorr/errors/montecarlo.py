@@ -29,7 +29,9 @@ the copies jump to other peaks and the data option overestimates sigma_z
 """
 import numpy as np
 
-from ._resample import DEFAULT_WINDOW, resampled_sigma
+from astropy.utils.decorators import format_doc
+
+from ._resample import DEFAULT_WINDOW, RESAMPLING_PARAMETERS, resampled_sigma
 
 __all__ = ["estimate", "DATA_PERTURBATION_FACTOR", "DEFAULT_WINDOW"]
 
@@ -37,19 +39,14 @@ __all__ = ["estimate", "DATA_PERTURBATION_FACTOR", "DEFAULT_WINDOW"]
 DATA_PERTURBATION_FACTOR = 1.0
 
 
+@format_doc(None, resampling=RESAMPLING_PARAMETERS)
 def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, perturb="model", **_):
     """sigma_z from noise injection.
 
     Parameters
     ----------
-    result : `~muse_xcorr.Redshift`
-    window : int
-        Half-width in grid steps of the two search windows.
-    n_samples : int
-        Copies per spectrum.
-    seed : int or None
-        The same seed gives the same result.
-    perturb : {"model", "data"}
+    {resampling}
+    perturb : {{"model", "data"}}
         Add the noise to the best-fit model (default) or to the data.
 
     Returns
