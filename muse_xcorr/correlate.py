@@ -66,18 +66,21 @@ def parabola_vertex(x, y):
     Returns
     -------
     vertex : ndarray, shape (...)
-        NaN where the three points are collinear or the parabola opens upwards.
+        NaN where the three points are collinear, the parabola opens
+        upwards, or two abscissae coincide (a window clipped at the grid's
+        edge repeats its end point); no warning is raised for those.
     """
     x0, x1, x2 = x[..., 0], x[..., 1], x[..., 2]
     y0, y1, y2 = y[..., 0], y[..., 1], y[..., 2]
     a, b = x1 - x0, x1 - x2
+    distinct = (a != 0) & (b != 0)
     numerator = a * a * (y1 - y2) - b * b * (y1 - y0)
     denominator = a * (y1 - y2) - b * (y1 - y0)
     # concave (a maximum) when the middle point lies above the chord
-    chord = y0 + (y2 - y0) * (x1 - x0) / (x2 - x0)
-    ok = (denominator != 0) & (y1 > chord)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ok, x1 - 0.5 * numerator / np.where(ok, denominator, 1.0), np.nan)
+    span = np.where(distinct, x2 - x0, 1.0)
+    chord = y0 + (y2 - y0) * (x1 - x0) / span
+    ok = distinct & (denominator != 0) & (y1 > chord)
+    return np.where(ok, x1 - 0.5 * numerator / np.where(ok, denominator, 1.0), np.nan)
 
 
 class _Working:

@@ -115,8 +115,7 @@ def _peaks(f, z_window, width):
     neighbours = np.clip(top[..., None] + np.array([-1, 0, 1]), 0, f.shape[2] - 1)
     y = np.take_along_axis(f, neighbours, axis=2)
     x = np.take_along_axis(np.broadcast_to(z_window[:, None, :], f.shape), neighbours, axis=2)
-    with np.errstate(divide="ignore", invalid="ignore"):  # window edges: x repeats
-        vertex = parabola_vertex(x, y)
+    vertex = parabola_vertex(x, y)
     z_grid = np.take_along_axis(np.broadcast_to(z_window[:, None, :], f.shape),
                                 top[..., None], axis=2)[..., 0]
     return np.where(on_edge | ~np.isfinite(vertex), z_grid, vertex), on_edge

@@ -1,4 +1,6 @@
 """The correlator against the independent float64 reference, and its flags."""
+import warnings
+
 import numpy as np
 import pytest
 import astropy.units as u
@@ -219,3 +221,16 @@ def test_batches_do_not_change_the_answer():
     parts = Correlator(TEMPLATE, Z, batch_size=4).correlate(cube, progress=False)
     for name in ("z_best", "f_best", "sigma_f_best", "z_second", "flags"):
         np.testing.assert_array_equal(getattr(whole, name), getattr(parts, name))
+
+
+def test_parabola_vertex_exact_and_quiet():
+    from muse_xcorr.correlate import parabola_vertex
+
+    x = np.array([[0.1, 0.4, 1.3], [2.0, 2.0, 2.5], [0.0, 1.0, 2.0]])
+    y = np.stack([-3 * (x[0] - 0.7) ** 2 + 2, [1.0, 1.0, 0.5], (x[2] - 1) ** 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vertex = parabola_vertex(x, y)
+    assert vertex[0] == pytest.approx(0.7, abs=1e-12)   # uneven spacing, exact
+    assert np.isnan(vertex[1])                          # repeated abscissa (grid edge)
+    assert np.isnan(vertex[2])                          # a minimum, not a maximum
