@@ -421,16 +421,12 @@ class TemplateOperator:
         tf = tensorflow()
         d = tf.constant(data, tf.float64)
         v = tf.constant(variance, tf.float64)
-        columns = tf.gather(self.columns64, tf.constant(index)) * \
-            tf.constant(scale, tf.float64)[:, None, :]
+        t_hat = self._unit_columns(index, tf.constant(scale, tf.float64))
         d_norm2 = tf.reduce_sum(d * d, axis=1)
-        t_norm2 = tf.reduce_sum(columns * columns, axis=2)
         d_norm = tf.sqrt(d_norm2)
-        t_norm = tf.sqrt(tf.maximum(t_norm2, 1e-300))
-        t_hat = columns / t_norm[:, :, None]
         d_hat = d / tf.maximum(d_norm, 1e-300)[:, None]
+        # a column with no template flux on the valid pixels stays 0 in t_hat: f = 0 there
         f = tf.reduce_sum(t_hat * d_hat[:, None, :], axis=2)
-        f = tf.where(t_norm2 > 0, f, tf.zeros_like(f))
         gradient = (t_hat - f[:, :, None] * d_hat[:, None, :]) / \
             tf.maximum(d_norm, 1e-300)[:, None, None]
         weighted = gradient * v[:, None, :]
@@ -448,7 +444,10 @@ class TemplateOperator:
 
     # ------------------------------------------------------------------ resampled spectra
     def _unit_columns(self, index, scale):
-        """Template columns at ``index`` (n, w), scaled per pixel and normalised (float64)."""
+        """Template columns at ``index`` (n, w), scaled per pixel and normalised (float64).
+
+        A column that is zero on every pixel where ``scale`` is non-zero stays zero.
+        """
         tf = tensorflow()
         columns = tf.gather(self.columns64, tf.constant(index, tf.int32)) * scale[:, None, :]
         t_norm = tf.sqrt(tf.reduce_sum(columns * columns, axis=2))

@@ -173,8 +173,7 @@ def _main_wavelength(templates, batch, wave, medium, index, z_best, usable):
     component of a composite scaled by its own non-negative amplitude.
     """
     observed = np.full(index.size, np.nan)
-    weight = np.zeros_like(batch.variance)
-    np.divide(1.0, batch.variance, out=weight, where=batch.valid)
+    weight = batch.inverse_variance()
     for i in np.unique(index[usable]):
         rows = np.flatnonzero(usable & (index == i))
         entry = templates[i] if isinstance(templates[i], tuple) else (templates[i],)

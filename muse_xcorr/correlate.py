@@ -109,8 +109,7 @@ class _Working:
             self.n_variance_terms = np.einsum("ij,ij->i", v, v)
             self.variance_norm2 = np.einsum("ij,ij,ij->i", v, d, d)
         else:
-            w = np.zeros_like(v)
-            np.divide(1.0, v, out=w, where=valid)
+            w = batch.inverse_variance()
             self.inverse_variance = w
             norm2 = np.einsum("ij,ij,ij->i", w, d, d)
             self.n_variance_terms = self.n_valid.astype(float)
@@ -604,12 +603,12 @@ class Correlator:
         """Per-spectrum terms of sigma_f over the whole grid (None unless keep_ccf)."""
         if not self.keep_ccf:
             return None
-        correction = self.sigma_correction * work.n_variance_terms
         if self.weighting == "uniform":
             terms = work.full_sigma_terms
             return dict(terms, correction=self.sigma_correction * terms["s2"] / 2)
         norm2 = np.where(work.norm2 > 0, work.norm2, np.inf)
-        return {"a": 1 / norm2, "correction": correction / (2 * norm2 ** 2)}
+        correction = self.sigma_correction * work.n_variance_terms / (2 * norm2 ** 2)
+        return {"a": 1 / norm2, "correction": correction}
 
 
 def _coverage_fraction(patterns, pattern_of_row, first, stop, n_valid):
@@ -626,7 +625,7 @@ def _coverage_fraction(patterns, pattern_of_row, first, stop, n_valid):
 
 
 def _blank(n, value):
-    """A flat output array for n spectra, NaN-filled (or -1 / 0 for integers)."""
+    """A flat output array for n spectra: NaN-filled for floats, zeros otherwise."""
     shape = (n,) + value.shape[1:]
     if value.dtype.kind == "f":
         return np.full(shape, np.nan)

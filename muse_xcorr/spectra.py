@@ -45,6 +45,12 @@ class SpectraBatch:
     def __len__(self):
         return self.stop - self.start
 
+    def inverse_variance(self):
+        """Weights 1 / variance on the valid pixels and 0 elsewhere, shape (n, n_pixel)."""
+        weights = np.zeros_like(self.variance)
+        np.divide(1.0, self.variance, out=weights, where=self.valid)
+        return weights
+
 
 def variance_from_uncertainty(values, uncertainty_type):
     """Turn uncertainty values of any astropy.nddata type into a variance.

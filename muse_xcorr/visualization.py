@@ -228,7 +228,7 @@ def plot_spectrum(data, *index, template=None, z=None, ax=None, errors=True, **k
     if template is not None:
         model = template.matrix(data.spectral_axis, np.atleast_1d(float(z)),
                                 medium=data.medium)[:, 0]
-        amplitude = _ml_amplitude(batch.flux[0], batch.variance[0], valid, model)
+        amplitude = _ml_amplitude(batch.flux[0], batch.inverse_variance()[0], model)
         name = f"{template.name} " if template.name else "template "
         ax.plot(wave, amplitude * model, color="C3", lw=1.0,
                 label=rf"{name}at $z = {float(z):.5f}$")
@@ -239,10 +239,8 @@ def plot_spectrum(data, *index, template=None, z=None, ax=None, errors=True, **k
     return ax
 
 
-def _ml_amplitude(flux, variance, valid, model):
+def _ml_amplitude(flux, weights, model):
     """The maximum-likelihood amplitude of ``model`` in the data (science.md section 2)."""
-    weights = np.zeros_like(variance)
-    np.divide(1.0, variance, out=weights, where=valid)
     denominator = np.sum(weights * model * model)
     if not denominator > 0:
         return 0.0

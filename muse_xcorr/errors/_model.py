@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import _tf_backend
 
-__all__ = ["template_rows", "inverse_variance", "fit_weights", "best_fit_model"]
+__all__ = ["template_rows", "fit_weights", "best_fit_model"]
 
 
 def template_rows(template, data, z):
@@ -16,16 +16,9 @@ def template_rows(template, data, z):
     return template.matrix(data.spectral_axis, np.asarray(z, float), medium=data.medium).T
 
 
-def inverse_variance(batch):
-    """w = 1 / variance on valid pixels, 0 elsewhere (n, n_pixel)."""
-    w = np.zeros_like(batch.variance)
-    np.divide(1.0, batch.variance, out=w, where=batch.valid)
-    return w
-
-
 def fit_weights(batch, weighting):
     """Weights of the amplitude fit in the correlator's metric (n, n_pixel)."""
-    return inverse_variance(batch) if weighting == "inverse_variance" else \
+    return batch.inverse_variance() if weighting == "inverse_variance" else \
         batch.valid.astype(float)
 
 

@@ -9,7 +9,7 @@ variance; an efficient one reaches it at high S/N.
 import numpy as np
 
 from .. import _tf_backend
-from ._model import best_fit_model, inverse_variance, template_rows
+from ._model import best_fit_model, template_rows
 from ._window import Estimate, gather_batch, skipped
 
 __all__ = ["cramer_rao", "estimate"]
@@ -59,6 +59,6 @@ def estimate(result, **_):
         batch = gather_batch(result.data, part)
         _, amplitude = best_fit_model(result, batch, part)
         sigma = cramer_rao(result.correlator.template, result.data,
-                           result._maps["z_best"][part], amplitude, inverse_variance(batch))
+                           result._maps["z_best"][part], amplitude, batch.inverse_variance())
         out.set(part, sigma, np.zeros(part.size, bool))
     return out
