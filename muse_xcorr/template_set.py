@@ -32,7 +32,7 @@ import numpy as np
 
 from .flags import Flag
 
-__all__ = ["TemplateSetCorrelator", "combine"]
+__all__ = ["TemplateSetCorrelator", "combine", "composite_f"]
 
 
 class TemplateSetCorrelator:
@@ -152,8 +152,7 @@ class TemplateSetCorrelator:
             if not parts:
                 out.append(np.full(np.shape(index), -np.inf))
                 continue
-            out.append(parts[0] if len(parts) == 1 else
-                       np.sqrt(np.sum([np.clip(p, 0, None) ** 2 for p in parts], axis=0)))
+            out.append(parts[0] if len(parts) == 1 else composite_f(parts))
         return np.array(out)
 
     def _composite(self, data, correlators, results):
@@ -179,7 +178,7 @@ class TemplateSetCorrelator:
             index = index.reshape(stop - start, -1).astype(np.int32)
             parts = np.array([c.window(data, start, stop, index, full_covariance=False)[0]
                               for c in correlators])
-            score = np.sum(np.clip(np.nan_to_num(parts, nan=0.0), 0, None) ** 2, axis=0)
+            score = composite_f(parts) ** 2
             score = np.where(np.repeat(usable, offsets.size, axis=1), score, -np.inf)
             column = np.argmax(score, axis=1)
             rows = np.arange(stop - start)
@@ -236,8 +235,7 @@ class TemplateSetCorrelator:
             parts = [c.window(data, start, stop, index, full_covariance=full_covariance)
                      for c in _covering(self.correlators[i], data)]
             f_parts = np.array([p[0] for p in parts])
-            f_i = f_parts[0] if len(parts) == 1 else \
-                np.sqrt(np.sum(np.clip(f_parts, 0, None) ** 2, axis=0))
+            f_i = f_parts[0] if len(parts) == 1 else composite_f(f_parts)
             cov_i = parts[int(np.argmax(np.nanmax(f_parts, axis=(1, 2)))) if len(parts) > 1
                           else 0][1]
             rows = np.maximum(template, 0) == i
@@ -245,6 +243,17 @@ class TemplateSetCorrelator:
                 f, cov = np.zeros_like(f_i), np.zeros_like(cov_i)
             f[rows], cov[rows] = f_i[rows], cov_i[rows]
         return f, cov
+
+
+def composite_f(parts):
+    """The correlation of a composite template from its components' f (stacked on axis 0).
+
+    With disjoint components and independent non-negative amplitudes,
+    chi2_min = ||d||^2 (1 - sum_g max(f_g, 0)^2): the composite's f is
+    sqrt(sum_g max(f_g, 0)^2). A NaN component counts as no signal.
+    """
+    parts = np.clip(np.nan_to_num(np.asarray(parts, dtype=float), nan=0.0), 0, None)
+    return np.sqrt(np.sum(parts ** 2, axis=0))
 
 
 def _covering(correlators, data):
