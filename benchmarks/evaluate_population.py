@@ -42,8 +42,8 @@ from astropy.table import Table
 from muse_xcorr import Correlator, MuseCube, Template, zgrid
 from muse_xcorr.datasets import FLUX_UNIT, muse_variance, muse_wavelength
 from muse_xcorr.flags import Flag
-from muse_xcorr.lines import LINES, lya_profile
-from muse_xcorr.lsf import lsf_fwhm
+from muse_xcorr.templates.lines import LINES, lya_profile
+from muse_xcorr.templates.lsf import lsf_fwhm
 from muse_xcorr.templates import default_set
 
 #: Flags that say "do not trust this redshift" (coverage and variance flags do not).

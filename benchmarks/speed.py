@@ -223,7 +223,8 @@ def main(argv=None):
     args.n_spectra = max(64, args.n_spectra // 64 * 64)
     args.n_range = max(32, args.n_range // 32 * 32)
 
-    from muse_xcorr import _tf_backend, datasets
+    from muse_xcorr import datasets
+    from muse_xcorr.backend import _tensorflow as _tf_backend
 
     _tf_backend.configure_threads(args.intra_op, args.inter_op)
     print(f"devices: {', '.join(_tf_backend.devices())}; threads intra-op "

@@ -30,6 +30,7 @@ SHARED_DATA = pathlib.Path(os.environ.get(
 def shared_data():
     """Path to ../shared/data, or skip the test with a reason when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED_DATA} (only in the project's "
-                    "development checkout and CI)")
+        pytest.skip(f"shared test data not found at {SHARED_DATA}: set MUSE_XCORR_SHARED_DATA "
+                    "to the folder that holds udf_mosaic_subcube.fits (the project's "
+                    "../shared/data; users do not have it)")
     return SHARED_DATA

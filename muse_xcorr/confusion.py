@@ -9,7 +9,7 @@ template set, :func:`line_confusion`
    (best entry at z_best, continuum-subtracted by a 150 A running median,
    each component of a composite with its own non-negative amplitude) has
    the largest (model / sigma)^2;
-2. for each line of :data:`~muse_xcorr.lines.CONFUSION_LINES`, puts that
+2. for each line of :data:`~muse_xcorr.templates.lines.CONFUSION_LINES`, puts that
    feature on the line: z_alt = lambda_obs,vac / lambda_line - 1 (skipping
    the current identification, |z_alt - z_best| < 2e-3 (1 + z_best), and
    redshifts outside the grid);
@@ -44,10 +44,10 @@ Maps added to the result: ``main_wavelength`` (observed, the data's medium),
 import numpy as np
 import astropy.units as u
 
-from .continuum import ContinuumSubtraction
+from .templates.continuum import ContinuumSubtraction
 from .flags import Flag
-from .lines import CONFUSION_LINES, LINES
-from .medium import convert_medium
+from .templates.lines import CONFUSION_LINES, LINES
+from .units import convert_medium
 
 __all__ = ["line_confusion", "confusion_centres", "map_name"]
 
@@ -87,7 +87,7 @@ def line_confusion(set_correlator, result, *, threshold=9.0, tolerance=0.1,
         Fraction of the best fit's chi2 improvement (||d||^2 f_best^2) below
         which an alternative is not excluded either (template mismatch).
     lines : dict
-        Name -> member lines, default :data:`~muse_xcorr.lines.CONFUSION_LINES`.
+        Name -> member lines, default :data:`~muse_xcorr.templates.lines.CONFUSION_LINES`.
     search : float
         Half-width of the search around each z_alt, in dz / (1 + z).
     batch_size : int

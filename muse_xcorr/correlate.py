@@ -25,8 +25,8 @@ import numpy as np
 import astropy.units as u
 from astropy.constants import c as speed_of_light
 
-from . import _tf_backend
-from .continuum import continuum_subtraction, subtracted_view
+from .backend import _tensorflow as _tf_backend
+from .templates.continuum import continuum_subtraction, subtracted_view
 from .flags import Flag
 from .grid import as_zgrid
 from .spectra import MuseCube, MuseSpectrum, _SpectralData
@@ -305,7 +305,7 @@ class Correlator:
     continuum : {None, "median", "spline", "polynomial"}
         Subtract a continuum, estimated the same way on the observed grid,
         from every spectrum and every redshifted template column before
-        correlating (see :mod:`muse_xcorr.continuum`). Default None.
+        correlating (see :mod:`muse_xcorr.templates.continuum`). Default None.
     continuum_window : `~astropy.units.Quantity`
         The continuum's smoothing length in observed wavelength. Default 150 A.
 

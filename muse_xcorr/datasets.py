@@ -11,7 +11,7 @@ import astropy.units as u
 from astropy.nddata import VarianceUncertainty
 from astropy.wcs import WCS
 
-from .lines import LINES
+from .templates.lines import LINES
 from .spectra import MuseCube, MuseSpectrum
 from .templates import Template
 
@@ -68,7 +68,7 @@ def muse_variance(wavelength, level=1.5, sky_fwhm=2.6):
 
 def make_template(kind="starforming", *, resolution=0.5, wave_range=(900.0, 10000.0),
                   line_width=60.0, name=None):
-    """A noiseless rest-frame galaxy template (vacuum) built from :data:`~muse_xcorr.lines.LINES`.
+    """A noiseless rest-frame galaxy template (vacuum) built from :data:`~muse_xcorr.templates.lines.LINES`.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """The best-fit model A T(z) of each spectrum, shared by the CRB, Monte Carlo and bootstrap."""
 import numpy as np
 
-from .. import _tf_backend
+from ..backend import _tensorflow as _tf_backend
 
 __all__ = ["template_rows", "fit_weights", "best_fit_model"]
 

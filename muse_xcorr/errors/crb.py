@@ -8,7 +8,7 @@ variance; an efficient one reaches it at high S/N.
 """
 import numpy as np
 
-from .. import _tf_backend
+from ..backend import _tensorflow as _tf_backend
 from ._model import best_fit_model, template_rows
 from ._window import Estimate, gather_batch, skipped
 

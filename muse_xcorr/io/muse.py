@@ -19,7 +19,7 @@ from astropy.nddata import VarianceUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
-from ..medium import medium_from_ctype, resolve_medium
+from ..units import medium_from_ctype, resolve_medium
 
 __all__ = ["read_muse_fits", "write_muse_fits", "parse_fits_unit", "atomic_write"]
 

@@ -129,7 +129,7 @@ def test_recovers_known_redshift_in_simulated_cube():
 
 def test_air_vacuum_conversion_is_a_known_shift():
     """Data in air, template in vacuum: handled, z is right; mislabelled, z shifts by n_air - 1."""
-    from muse_xcorr.medium import convert_medium
+    from muse_xcorr.units import convert_medium
 
     z_true = 0.45
     spectrum, truth = datasets.make_spectrum(TEMPLATE, z=z_true, snr=300, seed=3)

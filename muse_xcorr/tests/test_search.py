@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from astropy.nddata import VarianceUncertainty
 
-from muse_xcorr import Correlator, MuseCube, _tf_backend, datasets, zgrid
+from muse_xcorr import Correlator, MuseCube, datasets, zgrid
+from muse_xcorr.backend import _tensorflow as _tf_backend
 from muse_xcorr.tests.reference import reference_ccf
 
 LINES = datasets.make_template("lines")

@@ -7,7 +7,7 @@ from astropy.table import Table
 from specutils import Spectrum
 
 from muse_xcorr import Template
-from muse_xcorr.medium import convert_medium
+from muse_xcorr.units import convert_medium
 from muse_xcorr.templates import pixel_edges
 from muse_xcorr.tests.reference import reference_bin_average
 

@@ -4,7 +4,7 @@ import pytest
 import astropy.units as u
 
 from muse_xcorr import Template
-from muse_xcorr.lsf import convolve_lsf, lsf_fwhm, muse_fwhm, width_mismatch
+from muse_xcorr.templates.lsf import convolve_lsf, lsf_fwhm, muse_fwhm, width_mismatch
 
 FWHM_PER_SIGMA = np.sqrt(8 * np.log(2))
 

@@ -2,7 +2,7 @@
 
 One table, used to build synthetic templates (:meth:`Template.from_lines
 <muse_xcorr.Template.from_lines>`), to label plots (:func:`label_lines`) and
-(through :func:`~muse_xcorr.medium.convert_medium`, see :func:`line_wavelengths`)
+(through :func:`~muse_xcorr.units.convert_medium`, see :func:`line_wavelengths`)
 to place lines on MUSE's air grid. Wavelengths are vacuum values in Angstrom
 (NIST / SDSS line lists).
 """
@@ -10,7 +10,7 @@ import numpy as np
 import astropy.units as u
 from astropy.table import Table
 
-from .medium import convert_medium
+from ..units import convert_medium
 
 __all__ = ["LINES", "CONFUSION_LINES", "line_table", "line_wavelengths", "resolve_lines",
            "gaussian_profile", "lya_profile", "build_line_spectrum", "label_lines"]

@@ -5,7 +5,7 @@ import astropy.units as u
 from astropy.table import Table
 
 from muse_xcorr import Template
-from muse_xcorr.lines import (LINES, CONFUSION_LINES, label_lines, line_table,
+from muse_xcorr.templates.lines import (LINES, CONFUSION_LINES, label_lines, line_table,
                               line_wavelengths, lya_profile)
 
 

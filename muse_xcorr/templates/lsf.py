@@ -136,7 +136,7 @@ def convolve_lsf(template, z=0.0, resolution="muse", *, oversample=5.0):
         In vacuum, named ``<name>+lsf``, with ``meta['lsf_z']`` and
         ``meta['lsf_resolution']``.
     """
-    from .templates import Template
+    from .template import Template
 
     z = float(z)
     if not z > -1:

@@ -29,7 +29,7 @@ import warnings
 import numpy as np
 import astropy.units as u
 
-from .spectra import SpectraBatch, _SpectralData
+from ..spectra import SpectraBatch, _SpectralData
 
 __all__ = ["METHODS", "ContinuumSubtraction", "continuum_subtraction", "subtracted_view"]
 

@@ -20,14 +20,14 @@ import astropy.units as u
 from astropy.table import Table
 
 from .lines import gaussian_profile, lya_profile
-from .templates import Template
+from .template import Template
 
 __all__ = ["DEFAULT_NAMES", "recipe", "build_template", "default_set"]
 
 #: The templates of the default set, in the order of ``template_index``.
 DEFAULT_NAMES = ("emission", "passive", "qso", "lae", "lae_broad")
 
-_RECIPES = pathlib.Path(__file__).parent / "data" / "templates"
+_RECIPES = pathlib.Path(__file__).parents[1] / "data" / "templates"
 _PROFILES = {"gaussian": gaussian_profile, "lya": lya_profile}
 _LYMAN_LIMIT, _LYMAN_ALPHA = 911.75, 1215.67
 _C_KMS = 299792.458
@@ -125,11 +125,11 @@ def default_set(names=DEFAULT_NAMES, *, lsf_z=None, resolution="muse", composite
         Subset (and order) of :data:`DEFAULT_NAMES`.
     lsf_z : float, sequence of float or "auto", optional
         If given, convolve the templates with the line spread at this
-        reference redshift (:func:`muse_xcorr.lsf.convolve_lsf`): one value
+        reference redshift (:func:`muse_xcorr.templates.lsf.convolve_lsf`): one value
         for all, one per template, or ``"auto"``: each template at the
         redshift that puts its main line mid-band (``lsf_z`` of its recipe,
         e.g. 0.88 for [OII] at 7000 A, 4.76 for Lyman alpha).
-    resolution : see :func:`muse_xcorr.lsf.lsf_fwhm`
+    resolution : see :func:`muse_xcorr.templates.lsf.lsf_fwhm`
         Used with ``lsf_z``.
     composite : bool
         Return recipes with a ``group`` column (``emission``) as composite

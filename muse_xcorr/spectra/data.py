@@ -11,7 +11,7 @@ import numpy as np
 import astropy.units as u
 from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
 
-from .medium import as_angstrom, check_medium, medium_from_ctype, resolve_medium
+from ..units import as_angstrom, check_medium, medium_from_ctype, resolve_medium
 
 __all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch"]
 
@@ -364,7 +364,7 @@ class MuseSpectrum(_SpectralData):
 
         See :func:`muse_xcorr.io.read_muse_fits` for what is read and checked.
         """
-        from .io.muse import read_muse_fits
+        from ..io.muse import read_muse_fits
 
         parts = read_muse_fits(path, ndim=1, medium=medium, ext=ext, stat_ext=stat_ext)
         return cls(parts.pop("spectral_axis"), parts.pop("flux"), parts.pop("uncertainty"),
@@ -412,7 +412,7 @@ class MuseCube(_SpectralData):
         DATA header. With ``memmap=True`` (default) the arrays stay on disk
         and are read a batch at a time. See :func:`muse_xcorr.io.read_muse_fits`.
         """
-        from .io.muse import read_muse_fits
+        from ..io.muse import read_muse_fits
 
         parts = read_muse_fits(path, ndim=3, medium=medium, memmap=memmap, ext=ext,
                                stat_ext=stat_ext)

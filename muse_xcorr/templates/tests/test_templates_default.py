@@ -5,7 +5,7 @@ import astropy.units as u
 
 from muse_xcorr import Template
 from muse_xcorr.templates import default_set
-from muse_xcorr.template_library import DEFAULT_NAMES, build_template, recipe
+from muse_xcorr.templates.library import DEFAULT_NAMES, build_template, recipe
 
 
 def test_default_set_has_the_four_documented_templates():

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import astropy.units as u
 
-from .medium import (as_angstrom, check_medium, convert_medium, medium_from_ctype,
+from ..units import (as_angstrom, check_medium, convert_medium, medium_from_ctype,
                      resolve_medium)
 
 __all__ = ["Template", "pixel_edges", "default_set"]
@@ -153,7 +153,7 @@ class Template:
 
     @classmethod
     def _from_fits_image(cls, hdu, medium, name):
-        from .io.muse import _spectral_axis_from_header
+        from ..io.muse import _spectral_axis_from_header
 
         wave, ctype, _ = _spectral_axis_from_header(hdu.header, 1)
         from_ctype = medium_from_ctype(ctype)
@@ -167,7 +167,7 @@ class Template:
         The medium comes from the spectrum's WCS (``AWAV``/``WAVE``), from
         ``medium``, or from ``spectrum.meta['medium']``; one of them must say.
         """
-        from .spectra import _inspect_spectrum_wcs
+        from ..spectra import _inspect_spectrum_wcs
 
         if spectrum.flux.ndim != 1:
             raise ValueError(f"a template must be one spectrum, got flux of shape "
@@ -185,7 +185,7 @@ class Template:
         Parameters
         ----------
         lines : list of str, dict or `~astropy.table.Table`
-            Line names from :data:`~muse_xcorr.lines.LINES` (relative strengths
+            Line names from :data:`~muse_xcorr.templates.lines.LINES` (relative strengths
             from the list, 1 where the list has 0), a dict name -> strength, or a
             table with ``wavelength`` (vacuum) and ``strength`` columns (and
             optionally ``name``). Negative strengths make absorption lines.
@@ -199,7 +199,7 @@ class Template:
             Sampling in Angstrom; default a fifth of the narrowest sigma.
         profiles : dict, optional
             name -> callable ``profile(wavelength, centre, sigma)`` replacing
-            the Gaussian for that line (e.g. :func:`~muse_xcorr.lines.lya_profile`);
+            the Gaussian for that line (e.g. :func:`~muse_xcorr.templates.lines.lya_profile`);
             it must integrate to 1.
         name : str, optional
 
@@ -229,7 +229,7 @@ class Template:
     def convolve_lsf(self, z=0.0, resolution="muse"):
         """This template convolved with the LSF the data have at redshift ``z``.
 
-        See :func:`muse_xcorr.lsf.convolve_lsf` (which this calls) for the
+        See :func:`muse_xcorr.templates.lsf.convolve_lsf` (which this calls) for the
         parameters and the approximation made away from ``z``.
         """
         from .lsf import convolve_lsf
@@ -322,10 +322,10 @@ class Template:
 def default_set(*args, **kwargs):
     """The default template set for MUSE spectra of unknown type.
 
-    See :func:`muse_xcorr.template_library.default_set` for the parameters
+    See :func:`muse_xcorr.templates.library.default_set` for the parameters
     and the templates.
     """
-    from .template_library import default_set as _default_set
+    from .library import default_set as _default_set
 
     return _default_set(*args, **kwargs)
 

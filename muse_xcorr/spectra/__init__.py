@@ -1,0 +1,10 @@
+"""Spectra and cubes: what the correlator reads (flux, variance, mask, medium, WCS).
+
+`MuseSpectrum` (one spectrum) and `MuseCube` (spectra on a spatial grid) wrap
+the arrays without copying them; `SpectraBatch` is a batch of spectra as
+float64 arrays, the unit the correlator works on.
+"""
+from .data import (MuseCube, MuseSpectrum, SpectraBatch, _SpectralData,  # noqa: F401
+                   _inspect_spectrum_wcs, variance_from_uncertainty)
+
+__all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch", "variance_from_uncertainty"]

@@ -1,0 +1,8 @@
+"""Noiseless rest-frame templates: the `Template` class, line lists, the line
+spread, continuum subtraction and the default template library.
+
+`default_set` returns the templates the one-line default correlates with.
+"""
+from .template import Template, pixel_edges, default_set  # noqa: F401
+
+__all__ = ["Template", "pixel_edges", "default_set"]
