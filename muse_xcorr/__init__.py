@@ -19,7 +19,7 @@ from .templates import Template  # noqa: E402
 from .correlate import Correlator  # noqa: E402
 from .result import Redshift  # noqa: E402
 from .flags import Flag  # noqa: E402
-from . import datasets, flags, io, visualization  # noqa: E402,F401
+from . import datasets, flags, io, templates, visualization  # noqa: E402,F401
 
 __all__ = ["MuseCube", "MuseSpectrum", "Template", "zgrid", "Correlator", "Redshift", "Flag",
-           "datasets", "flags", "io", "visualization", "__version__"]
+           "datasets", "flags", "io", "templates", "visualization", "__version__"]

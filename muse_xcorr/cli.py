@@ -6,6 +6,8 @@ import tempfile
 
 import numpy as np
 
+from .grid import DEFAULT_GRID
+
 __all__ = ["main"]
 
 
@@ -17,17 +19,19 @@ def _parser():
     parser.add_argument("data", nargs="?", help="MUSE FITS cube (DATA/STAT) or 1D spectrum")
     parser.add_argument("--demo", action="store_true",
                         help="simulate a small MUSE cube with known redshifts and run on it")
-    parser.add_argument("-t", "--template",
-                        help="template file (FITS table, 1D FITS, ECSV/ASCII); default: "
-                             "the built-in synthetic star-forming template")
+    parser.add_argument("-t", "--template", action="append",
+                        help="template file (FITS table, 1D FITS, ECSV/ASCII); may repeat; "
+                             "default: the default template set (the API's one-line default)")
     parser.add_argument("--template-medium", choices=("air", "vacuum"),
                         help="medium of the template wavelengths, if the file does not say")
-    parser.add_argument("--zmin", type=float, default=0.0, help="default 0")
-    parser.add_argument("--zmax", type=float, default=1.5, help="default 1.5")
-    parser.add_argument("--dlnz", type=float, default=1e-4,
+    parser.add_argument("--zmin", type=float, default=DEFAULT_GRID["zmin"],
+                        help=f"default {DEFAULT_GRID['zmin']}")
+    parser.add_argument("--zmax", type=float, default=DEFAULT_GRID["zmax"],
+                        help=f"default {DEFAULT_GRID['zmax']}")
+    parser.add_argument("--dlnz", type=float, default=DEFAULT_GRID["dlnz"],
                         help="grid step in ln(1+z); default 1e-4 (30 km/s)")
     parser.add_argument("--weighting", choices=("uniform", "inverse_variance"),
-                        default="uniform")
+                        default="inverse_variance")
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--medium", choices=("air", "vacuum"),
@@ -71,10 +75,10 @@ def main(argv=None):
         args.data, args.zmin, args.zmax = path, 0.2, 0.8
         args.output = args.output or os.path.join(workdir, "demo_redshift.fits")
     data = _read_data(args.data, args.medium)
-    template = (Template.read(args.template, medium=args.template_medium) if args.template
-                else datasets.make_template())
+    templates = ([Template.read(t, medium=args.template_medium) for t in args.template]
+                 if args.template else (datasets.make_template() if args.demo else None))
     grid = zgrid(args.zmin, args.zmax, args.dlnz)
-    correlator = Correlator(template, grid, weighting=args.weighting,
+    correlator = Correlator(templates, grid, weighting=args.weighting,
                             batch_size=args.batch_size, dtype=args.dtype)
     print(f"{data}\n{correlator}")
     result = correlator.correlate(data, progress=not args.no_progress)

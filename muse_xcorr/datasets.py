@@ -14,9 +14,10 @@ from astropy.wcs import WCS
 from .templates.lines import LINES
 from .spectra import MuseCube, MuseSpectrum
 from .templates import Template
+from .templates.resample import generator_for
 
 __all__ = ["muse_wavelength", "muse_variance", "make_template", "make_spectrum", "make_cube",
-           "SKY_LINES", "FLUX_UNIT"]
+           "observed_models", "SKY_LINES", "FLUX_UNIT"]
 
 #: The flux unit of MUSE DATA extensions.
 FLUX_UNIT = u.Unit("1e-20 erg / (s cm2 Angstrom)")
@@ -68,7 +69,9 @@ def muse_variance(wavelength, level=1.5, sky_fwhm=2.6):
 
 def make_template(kind="starforming", *, resolution=0.5, wave_range=(900.0, 10000.0),
                   line_width=60.0, name=None):
-    """A noiseless rest-frame galaxy template (vacuum) built from :data:`~muse_xcorr.templates.lines.LINES`.
+    """A noiseless rest-frame galaxy template (vacuum) from the line list.
+
+    The lines are those of :data:`~muse_xcorr.templates.lines.LINES`.
 
     Parameters
     ----------
@@ -112,13 +115,33 @@ def make_template(kind="starforming", *, resolution=0.5, wave_range=(900.0, 1000
     return Template(wave * u.AA, flux, medium="vacuum", name=name or f"synthetic-{kind}")
 
 
-def _model(template, wavelength, z, medium="air"):
-    """The template at redshift z on an observed grid (noiseless)."""
-    return template.matrix(wavelength, np.atleast_1d(z), medium=medium)[:, 0]
+def observed_models(template, wavelength, z, *, medium="air", lsf="muse"):
+    """The noiseless template at redshifts ``z`` on an observed grid, as MUSE records it.
+
+    Redshifted in vacuum, averaged over each observed pixel and spread by the
+    line spread (``lsf``: see :func:`muse_xcorr.templates.lsf.lsf_fwhm`; None
+    for none), exactly as the correlator models a spectrum.
+
+    Parameters
+    ----------
+    template : `~muse_xcorr.Template`
+    wavelength : `~astropy.units.Quantity`
+    z : float or array_like
+    medium : {"air", "vacuum"}
+        Medium of ``wavelength``.
+    lsf : resolution specification or None
+
+    Returns
+    -------
+    models : ndarray (len(z), n_pixel)
+    """
+    z = np.atleast_1d(np.asarray(z, dtype=float))
+    generator = generator_for(template, wavelength, medium, np.unique(z), lsf=lsf)
+    return generator.at_redshifts(z)
 
 
 def make_spectrum(template=None, z=0.5, snr=30.0, *, seed=None, wavelength=None,
-                  variance=None):
+                  variance=None, lsf="muse"):
     """One synthetic MUSE spectrum with a known redshift.
 
     Parameters
@@ -136,6 +159,9 @@ def make_spectrum(template=None, z=0.5, snr=30.0, *, seed=None, wavelength=None,
         Observed (air) grid; default :func:`muse_wavelength`.
     variance : ndarray, optional
         Default :func:`muse_variance`.
+    lsf : resolution specification or None
+        The line spread applied to the model (default MUSE's, as the
+        correlator assumes); see :func:`observed_models`.
 
     Returns
     -------
@@ -147,7 +173,7 @@ def make_spectrum(template=None, z=0.5, snr=30.0, *, seed=None, wavelength=None,
     template = template or make_template()
     wave = muse_wavelength() if wavelength is None else wavelength
     var = muse_variance(wave) if variance is None else np.asarray(variance, float)
-    shape = _model(template, wave, z)
+    shape = observed_models(template, wave, z, lsf=lsf)[0]
     amplitude = snr / np.sqrt(np.sum(shape ** 2 / var))
     model = amplitude * shape
     flux = model + rng.normal(size=wave.size) * np.sqrt(var)
@@ -167,7 +193,7 @@ def _celestial_wcs(shape, centre=(53.16, -27.78), pixel_arcsec=0.2):
 
 
 def make_cube(shape=(10, 10), template=None, *, z=(0.3, 0.7), snr=30.0, seed=None,
-              wavelength=None, nan_fraction=0.0, empty_spaxels=0):
+              wavelength=None, nan_fraction=0.0, empty_spaxels=0, lsf="muse"):
     """A synthetic MUSE cube (n_wave, ny, nx) with a known redshift in every spaxel.
 
     Parameters
@@ -188,6 +214,8 @@ def make_cube(shape=(10, 10), template=None, *, z=(0.3, 0.7), snr=30.0, seed=Non
         Fraction of pixels set to NaN at random (in DATA and STAT).
     empty_spaxels : int
         Spaxels set to NaN entirely (they come out flagged NO_DATA).
+    lsf : resolution specification or None
+        The line spread of the models (default MUSE's).
 
     Returns
     -------
@@ -206,7 +234,7 @@ def make_cube(shape=(10, 10), template=None, *, z=(0.3, 0.7), snr=30.0, seed=Non
         z_map = np.broadcast_to(np.asarray(z, float), shape).copy()
     snr_map = np.broadcast_to(np.asarray(snr, float), shape).copy()
     var = muse_variance(wave)
-    models = template.matrix(wave, z_map.ravel(), medium="air")  # (n_pixel, n_spaxel)
+    models = observed_models(template, wave, z_map.ravel(), lsf=lsf).T  # (n_pixel, n_spaxel)
     amplitude = snr_map.ravel() / np.sqrt(np.sum(models ** 2 / var[:, None], axis=0))
     noise = rng.normal(size=models.shape) * np.sqrt(var)[:, None]
     data = (models * amplitude + noise).reshape(wave.size, ny, nx)

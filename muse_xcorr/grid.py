@@ -1,7 +1,10 @@
 """Redshift grids."""
 import numpy as np
 
-__all__ = ["zgrid", "as_zgrid"]
+__all__ = ["zgrid", "as_zgrid", "default_zgrid", "DEFAULT_GRID"]
+
+#: The default grid: MUSE's whole range (stars near z = 0 to Lyman alpha at 6.7), 30 km/s.
+DEFAULT_GRID = {"zmin": -0.002, "zmax": 6.7, "dlnz": 1e-4}
 
 
 def zgrid(zmin, zmax, dlnz):
@@ -68,3 +71,12 @@ def as_zgrid(z):
     if not np.all(np.diff(z) > 0):
         raise ValueError("the redshift grid must be strictly increasing")
     return z
+
+
+def default_zgrid():
+    """The redshift grid of the one-line default: :data:`DEFAULT_GRID`.
+
+    From z = -0.002 (stars, -600 km/s) to 6.7 (Lyman alpha at the red end of
+    MUSE) in steps of 1e-4 in ln(1 + z) (30 km/s): about 20 400 redshifts.
+    """
+    return zgrid(**DEFAULT_GRID)

@@ -3,7 +3,7 @@ import numpy as np
 import astropy.units as u
 
 __all__ = ["MEDIA", "as_angstrom", "check_medium", "medium_from_ctype", "resolve_medium",
-           "convert_medium"]
+           "convert_medium", "C_KMS", "velocity_to_dlnz"]
 
 #: The wavelength media the package knows.
 MEDIA = ("air", "vacuum")
@@ -122,3 +122,18 @@ def resolve_medium(from_wcs, given):
                              f"{from_wcs!r}")
         return given
     return check_medium(from_wcs)
+
+
+def _speed_of_light_kms():
+    from astropy.constants import c
+
+    return float(c.to_value(u.km / u.s))
+
+
+#: The speed of light in km/s (from astropy.constants): the one place the package takes it.
+C_KMS = _speed_of_light_kms()
+
+
+def velocity_to_dlnz(velocity):
+    """A velocity (Quantity or km/s) as a step in ln(1 + z) (or ln lambda): v / c."""
+    return float(u.Quantity(velocity, u.km / u.s).to_value(u.km / u.s)) / C_KMS

@@ -203,7 +203,7 @@ def plot_spectrum(data, *index, template=None, z=None, ax=None, errors=True, **k
         ``ax.lines[0]`` is the spectrum (NaN at masked pixels),
         ``ax.lines[1]`` the scaled template when one is drawn.
     """
-    from .correlate import as_spectral_data
+    from .spectra import as_spectral_data
 
     if (template is None) != (z is None):
         raise ValueError("give both template and z to overlay the template, or neither")

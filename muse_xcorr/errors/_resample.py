@@ -1,23 +1,28 @@
 """Recompute z_best for simulated copies of each spectrum (Monte Carlo, bootstrap).
 
-For each spectrum, n_samples copies d* are simulated by the calling
-estimator's sampler, which returns f (or anything proportional to it per
-copy) in float64 on two windows of grid samples, one around the best peak
-and one around the best secondary peak (outside the exclusion zone): the
-bootstrap rebuilds whole spectra and correlates them in one batched matrix
-product (:meth:`TemplateOperator.window_samples`); the Monte Carlo draws the
-numerators of f directly from their exact Gaussian distribution
-(:meth:`TemplateOperator.numerator_moments`). The copy's z* is the
-argmax over both windows, refined by the parabola through its neighbours like
-z_best itself. A copy whose argmax lies on the edge of a window may have its
-true peak outside it: where more than `EDGE_FRACTION` of the copies do, the
-window was too small for the noise and the spaxel is flagged ZERR_UNRELIABLE.
+For each spectrum, n_samples copies x* are simulated by the calling
+estimator's sampler around the spectrum's fitted model, and z* of each copy
+is found in two windows of grid samples: one around the best candidate
+(with its template) and one around the second candidate (with its own
+template; the best candidate again where there is none). In every window
+the copy is scored like the data were -- its numerators <x*, T_g(z_k)> fitted
+by the window's template (a composite refits its bounded amplitudes for
+every copy) -- and z* is the argmax over both windows, refined by the
+parabola through its neighbours like z_best itself
+(:func:`~muse_xcorr.statistics.refine_on_grid`).
+
+The sampler returns the numerators directly: the Monte Carlo draws them
+from their exact joint Gaussian distribution, the bootstrap computes them
+from rebuilt spectra. A copy whose argmax lies on the edge of a window may
+have its true peak outside it: where more than `EDGE_FRACTION` of the copies
+do, the window was too small for the noise and the spaxel is flagged
+ZERR_UNRELIABLE.
 """
 import numpy as np
 
-from ..correlate import _Working, parabola_vertex
-from ._model import best_fit_model
-from ._window import Estimate, gather_batch, skipped, window_index
+from ..correlate.model import copy_scores
+from ..statistics import refine_on_grid
+from ._window import Estimate, chunks, window_index
 
 __all__ = ["resampled_sigma", "EDGE_FRACTION", "DEFAULT_WINDOW", "RESAMPLING_PARAMETERS"]
 
@@ -26,17 +31,82 @@ RESAMPLING_PARAMETERS = """result : `~muse_xcorr.Redshift`
     window : int
         Half-width in grid steps of the two search windows.
     n_samples : int
-        Copies per spectrum.
+        Copies per spectrum (at least 10).
     seed : int or None
         The same seed gives the same result."""
 
 #: Default half-width (grid steps) of the two search windows.
 DEFAULT_WINDOW = 10
-
 #: Fraction of copies peaking on a window edge above which sigma_z is flagged unreliable.
 EDGE_FRACTION = 0.05
-#: Float64 elements of simulated spectra held at a time (bounds memory, ~200 MB).
-_SAMPLE_ELEMENTS = 25_000_000
+#: The fewest copies a resampling estimate accepts.
+MIN_SAMPLES = 10
+
+
+class WindowVectors:
+    """The template columns of each spectrum's two windows, as one stack of vectors.
+
+    Attributes
+    ----------
+    vectors : ndarray (n, 2 w K, n_pixel)
+        Slot-major, then window sample, then component; zero for a
+        component a template does not have.
+    index : ndarray (n, 2, w)
+        Grid indices of both windows.
+    template : ndarray (n, 2)
+        The template of each window.
+    clipped : ndarray of bool (n,)
+    """
+
+    def __init__(self, result, rows, window):
+        correlator, data = result.correlator, result.data
+        prepared = correlator.prepare(data)
+        k_max = correlator.max_components
+        best = result.flat("best_index")[rows]
+        template = np.stack([result.flat("template_index")[rows],
+                             result.flat_candidates("template")[rows, 1]
+                             if result.n_candidates > 1 else
+                             np.full(rows.size, -1)], axis=1).astype(np.int64)
+        second = result.flat_candidates("index")[rows, 1] if result.n_candidates > 1 \
+            else np.full(rows.size, -1)
+        has_second = (second >= 0) & (template[:, 1] >= 0)
+        template[:, 1] = np.where(has_second, template[:, 1], template[:, 0])
+        second = np.where(has_second, second, best)
+        index_best, clipped = window_index(best, window, result.z.size)
+        index_second, _ = window_index(second, window, result.z.size)
+        self.index = np.stack([index_best, index_second], axis=1)
+        self.template = template
+        self.clipped = clipped
+        n, w = rows.size, index_best.shape[1]
+        self.shape = (2, w, k_max)
+        self.vectors = np.zeros((n, 2, w, k_max, data.n_pixels))
+        self.prepared = prepared
+        for slot in range(2):
+            for t in np.unique(template[:, slot]):
+                members = np.flatnonzero(template[:, slot] == t)
+                p = prepared[t]
+                unique, position = np.unique(self.index[members, slot], return_inverse=True)
+                cols = p.columns(unique)                       # (K, U, P)
+                position = position.reshape(members.size, w)
+                for g in range(p.n_components):
+                    self.vectors[members, slot, :, g] = cols[g][position]
+        self.vectors = self.vectors.reshape(n, -1, data.n_pixels)
+
+    def scores(self, numerators, work):
+        """Scores (n, s, 2, w) of the copies from their numerators (n, s, 2 w K)."""
+        n, s = numerators.shape[:2]
+        numerators = numerators.reshape((n, s) + self.shape)
+        norm2 = np.einsum("nvp,nvp,np->nv", self.vectors, self.vectors, work.q)
+        norm2 = norm2.reshape((n,) + self.shape)
+        out = np.full((n, s, 2, self.shape[1]), -np.inf)
+        for slot in range(2):
+            for t in np.unique(self.template[:, slot]):
+                members = self.template[:, slot] == t
+                k = self.prepared[t].n_components
+                out[members, :, slot] = copy_scores(self.prepared[t],
+                                                    numerators[members, :, slot, :, :k],
+                                                    norm2[members, slot, :, :k])
+        return out
 
 
 def resampled_sigma(result, sample, *, window, n_samples, rng):
@@ -46,11 +116,10 @@ def resampled_sigma(result, sample, *, window, n_samples, rng):
     ----------
     result : `~muse_xcorr.Redshift`
     sample : callable
-        ``sample(operator, batch, model, index, scale, n_samples, rng)`` ->
-        (n, n_samples, w): f of the copies of the spectra of ``batch`` at the
-        grid ``index`` (n, w), or a positive multiple of it per copy (z*
-        depends only on where f peaks and on its shape there). ``model`` is
-        the best-fit A T(z_best), ``scale`` the window's per-pixel factor.
+        ``sample(work, model, vectors, n_samples, rng)`` -> (n, n_samples, V):
+        the numerators <x*, v> in the fit metric of the copies of the
+        spectra of ``work`` with every vector of ``vectors`` (n, V, n_pixel);
+        ``model`` is each spectrum's fitted model at z_best.
     window : int
         Half-width in grid steps of each search window.
     n_samples : int
@@ -63,42 +132,46 @@ def resampled_sigma(result, sample, *, window, n_samples, rng):
     robust : ndarray (n_spectra,)
         (p84 - p16) / 2 of z*.
     """
-    window, n_samples = int(window), int(n_samples)
-    if window < 1 or n_samples < 2:
-        raise ValueError(f"need window >= 1 and n_samples >= 2, got {window}, {n_samples}")
+    window = _positive_int(window, "window", 1)
+    n_samples = _positive_int(n_samples, "n_samples", MIN_SAMPLES)
     correlator, data = result.correlator, result.data
-    operator = correlator._operator(data)[0]
-    rows = np.flatnonzero(~skipped(result))
-    best = result._maps["best_index"][rows]
-    second = result._maps["second_index"][rows]
-    n_z = result.z.size
-    best_index, clipped = window_index(best, window, n_z)
-    second_index, _ = window_index(np.where(second >= 0, second, best), window, n_z)
-    index = np.concatenate([best_index, second_index], axis=1)
+    rows_all = result.peak_rows()
     out = Estimate(result.n_spectra)
     robust = np.full(result.n_spectra, np.nan)
-    chunk = max(1, _SAMPLE_ELEMENTS // (n_samples * data.n_pixels))
-    for first in range(0, rows.size, chunk):
-        part = slice(first, first + chunk)
-        batch = gather_batch(data, rows[part])
-        model, _ = best_fit_model(result, batch, rows[part])
-        scale = _Working(batch, correlator.weighting, correlator.min_pixels, False).window_scale
-        f = sample(operator, batch, model, index[part], scale, n_samples, rng)
-        z_star, on_edge = _peaks(f, result.z[index[part]], 2 * window + 1)
+    width = 2 * window + 1
+    per_row = data.n_pixels * max(2 * width * correlator.max_components, n_samples) * 2
+    for rows in chunks(rows_all, per_row):
+        work = correlator.working(data, rows)
+        template = result.flat("template_index")[rows]
+        model, _, _ = correlator.fitted_model(data, rows, template,
+                                              result.flat("z_best")[rows], work=work)
+        vectors = WindowVectors(result, rows, window)
+        numerators = sample(work, model, vectors.vectors, n_samples, rng)
+        score = vectors.scores(numerators, work).reshape(rows.size, n_samples, -1)
+        z_star, on_edge = _z_star(score, vectors.index.reshape(rows.size, -1), result.z, width)
         percentiles = np.nanpercentile(z_star, [16, 84], axis=1)
-        robust[rows[part]] = 0.5 * (percentiles[1] - percentiles[0])
-        out.set(rows[part], np.nanstd(z_star, axis=1, ddof=1),
-                clipped[part] | (on_edge.mean(axis=1) > EDGE_FRACTION))
+        robust[rows] = 0.5 * (percentiles[1] - percentiles[0])
+        out.set(rows, np.nanstd(z_star, axis=1, ddof=1),
+                vectors.clipped | (on_edge.mean(axis=1) > EDGE_FRACTION))
     return out, robust
 
 
-def _peaks(f, z_window, width):
-    """z* of each copy: argmax of f over the windows, refined by a parabola.
+def _positive_int(value, name, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _z_star(score, index, z, width):
+    """z* of each copy: argmax of the score over the windows, refined by a parabola.
 
     Parameters
     ----------
-    f : ndarray (n, s, 2 width)
-    z_window : ndarray (n, 2 width)
+    score : ndarray (n, s, 2 width)
+    index : ndarray (n, 2 width)
+        Grid index of each window sample.
+    z : ndarray
+        The grid.
     width : int
         Samples per window.
 
@@ -108,14 +181,12 @@ def _peaks(f, z_window, width):
     on_edge : ndarray (n, s) of bool
         The argmax is the first or last sample of its window.
     """
-    n, s, _ = f.shape
-    top = np.argmax(f, axis=2)
+    top = np.argmax(score, axis=2)
     position = top % width
     on_edge = (position == 0) | (position == width - 1)
-    neighbours = np.clip(top[..., None] + np.array([-1, 0, 1]), 0, f.shape[2] - 1)
-    y = np.take_along_axis(f, neighbours, axis=2)
-    x = np.take_along_axis(np.broadcast_to(z_window[:, None, :], f.shape), neighbours, axis=2)
-    vertex = parabola_vertex(x, y)
-    z_grid = np.take_along_axis(np.broadcast_to(z_window[:, None, :], f.shape),
-                                top[..., None], axis=2)[..., 0]
-    return np.where(on_edge | ~np.isfinite(vertex), z_grid, vertex), on_edge
+    neighbours = np.clip(top[..., None] + np.array([-1, 0, 1]), 0, score.shape[2] - 1)
+    values = np.take_along_axis(score, neighbours, axis=2)
+    grid_index = np.take_along_axis(np.broadcast_to(index[:, None, :], score.shape),
+                                    top[..., None], axis=2)[..., 0]
+    refined, _ = refine_on_grid(z, grid_index, values)
+    return np.where(on_edge, z[grid_index], refined), on_edge

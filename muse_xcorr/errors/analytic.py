@@ -1,4 +1,4 @@
-"""The curvature (delta-method) estimator of the error on z_best (science.md section 3).
+"""The curvature (delta-method) estimator of the error on z_best (maths section 3).
 
 A perturbation of the data moves the peak by du = -df'(u) / f''(u), so
 
@@ -7,28 +7,28 @@ A perturbation of the data moves the peak by du = -df'(u) / f''(u), so
 with f' and f'' from five-point central finite differences of f around the
 best grid sample (their variance from the 5 x 5 window covariance of f),
 f' evaluated at the refined peak u_best by a first-order step. In
-inverse-variance weighting, chi2_min = ||d||_w^2 (1 - f^2) and the estimator
+inverse-variance weighting, chi2 = ||d||_w^2 (1 - f^2) and the estimator
 is the Delta chi2 = 1 rule, sigma_u^2 = 2 / chi2'' = 1 / (-||d||_w^2 f f'').
 """
 import numpy as np
 
 from ._window import Estimate, PeakWindow, to_sigma_z
 
-__all__ = ["estimate"]
+__all__ = ["estimate", "FIRST_DERIVATIVE", "SECOND_DERIVATIVE", "OPTIONS"]
 
 #: Five-point central differences (grid step 1) of the first and second derivative.
 FIRST_DERIVATIVE = np.array([1.0, -8.0, 0.0, 8.0, -1.0]) / 12.0
 SECOND_DERIVATIVE = np.array([-1.0, 16.0, -30.0, 16.0, -1.0]) / 12.0
+#: The options this estimator takes (none: the stencil is fixed at +-2 grid steps).
+OPTIONS = ()
 
 
-def estimate(result, *, window=None, **_):
+def estimate(result):
     """sigma_z by the curvature of f at its peak.
 
     Parameters
     ----------
     result : `~muse_xcorr.Redshift`
-    window : None
-        Not used: the stencil is fixed at +-2 grid steps.
 
     Returns
     -------
@@ -40,7 +40,7 @@ def estimate(result, *, window=None, **_):
     if result.correlator.weighting == "inverse_variance":
         f_peak = peak.f[:, 2] + peak.u * (peak.f @ FIRST_DERIVATIVE) \
             + 0.5 * peak.u ** 2 * curvature
-        norm2 = result._maps["norm2"][peak.rows]
+        norm2 = result.flat("norm2")[peak.rows]
         with np.errstate(divide="ignore", invalid="ignore"):
             sigma_u = 1.0 / np.sqrt(-norm2 * f_peak * curvature)
     else:

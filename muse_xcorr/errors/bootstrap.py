@@ -1,13 +1,13 @@
-"""Block bootstrap of the normalised residuals (science.md section 3).
+"""Block bootstrap of the normalised residuals (maths section 3).
 
-The residuals r = (d - A T(z_best)) / sigma on the valid pixels are
+The residuals r = (d - m) / sigma on the valid pixels (m the spectrum's
+fitted model at z_best, in the working space of the correlation) are
 centred and resampled with replacement in blocks of ``block`` consecutive
 valid pixels (MUSE noise is correlated between neighbouring pixels, and its
-STAT variance is known to be underestimated: the bootstrap uses the
-residuals' actual scatter), then d* = A T(z_best) + sigma r*, and z* is
-recomputed like in the Monte Carlo (:mod:`._resample`). sigma_z is the
-standard deviation of z*; the 16-84 percentile half-width is kept as
-``zerr_bootstrap_p68``.
+STAT variance is known to be off: the bootstrap uses the residuals' actual
+scatter), then x* = m + sigma r*, and z* is recomputed as in the Monte Carlo
+(:mod:`._resample`). sigma_z is the standard deviation of z*; the 16-84
+percentile half-width is kept as ``zerr_bootstrap_p68``.
 """
 import numpy as np
 
@@ -15,7 +15,10 @@ from astropy.utils.decorators import format_doc
 
 from ._resample import DEFAULT_WINDOW, RESAMPLING_PARAMETERS, resampled_sigma
 
-__all__ = ["estimate", "DEFAULT_WINDOW"]
+__all__ = ["estimate", "block_resample", "DEFAULT_WINDOW", "OPTIONS"]
+
+#: The options this estimator takes.
+OPTIONS = ("window", "n_samples", "seed", "block")
 
 
 def block_resample(residuals, n_samples, block, rng):
@@ -40,7 +43,7 @@ def block_resample(residuals, n_samples, block, rng):
 
 
 @format_doc(None, resampling=RESAMPLING_PARAMETERS)
-def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, block=4, **_):
+def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, block=4):
     """sigma_z from the block bootstrap.
 
     Parameters
@@ -53,21 +56,21 @@ def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, block=4
     -------
     estimate : `~muse_xcorr.errors._window.Estimate`
     """
-    if int(block) < 1:
-        raise ValueError(f"block must be a positive number of pixels, got {block}")
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise ValueError(f"block must be a positive number of pixels, got {block!r}")
     rng = np.random.default_rng(seed)
 
-    def sample(operator, batch, model, index, scale, n, rng):
-        sigma = np.sqrt(batch.variance)
+    def sample(work, model, vectors, n, rng):
+        sigma = np.sqrt(work.variance)
         copies = np.repeat(model[:, None, :], n, axis=1)
         for row in range(model.shape[0]):
-            valid = np.flatnonzero(batch.valid[row])
+            valid = np.flatnonzero(work.valid[row])
             if valid.size == 0:
                 continue
-            r = (batch.flux[row, valid] - model[row, valid]) / sigma[row, valid]
+            r = (work.flux[row, valid] - model[row, valid]) / sigma[row, valid]
             copies[row][:, valid] += block_resample(r - r.mean(), n, block, rng) * \
                 sigma[row, valid]
-        return operator.window_samples(index, scale, copies)
+        return np.einsum("nvp,nsp->nsv", vectors, copies * work.q[:, None, :])
 
     out, robust = resampled_sigma(result, sample, window=window, n_samples=n_samples, rng=rng)
     out.extra["zerr_bootstrap_p68"] = robust

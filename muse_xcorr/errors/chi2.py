@@ -1,69 +1,48 @@
-"""The profile likelihood of z in inverse-variance weighting (science.md section 2).
+"""The profile likelihood of z in inverse-variance weighting (maths section 2).
 
-chi2_min(z) = ||d||_w^2 (1 - f(z)^2) with the amplitude fitted at each z, so
-L(z) = exp(-chi2_min / 2) is the profile likelihood and, with a flat prior on
-the grid, p(z) is L normalised. The error estimator integrates p over a
-window of grid samples around the peak: chi2_min is interpolated between
-the samples through a cubic spline of f (at high S/N the likelihood is narrower than
-one grid step and cannot be integrated on the grid itself), and sigma_z is
-half the central 68 % interval (16th to 84th percentile).
+chi2(z) = ||d||_w^2 (1 - max(f(z), 0)^2) with the model fitted at each z (a
+composite refits its amplitudes; a negative amplitude is no fit), so L(z) =
+exp(-chi2 / 2) is the profile likelihood and, with a flat prior on the
+grid, p(z) is L normalised. The estimator integrates p over a window of
+grid samples around the peak: chi2 is interpolated between the samples
+through a cubic spline of f (at high S/N the likelihood is narrower than one
+grid step and cannot be integrated on the grid itself), and sigma_z is half
+the central 68 % interval (16th to 84th percentile).
 """
 import numpy as np
 from scipy.interpolate import CubicSpline
 
+from ..statistics import chi2_from_f
 from ._window import Estimate, PeakWindow, to_sigma_z
 
-__all__ = ["estimate", "likelihood_pdf", "DEFAULT_WINDOW", "OVERSAMPLING"]
+__all__ = ["estimate", "DEFAULT_WINDOW", "OVERSAMPLING", "OPTIONS"]
 
 #: Default half-width (grid steps) of the window where p(z) is integrated.
 DEFAULT_WINDOW = 15
 #: Spline evaluations per grid step (400 within 1.5 steps of the best sample).
 OVERSAMPLING = 20
+#: The options this estimator takes.
+OPTIONS = ("window",)
 
 
-def likelihood_pdf(z, norm2, f):
-    """p(z) proportional to exp(-chi2_min / 2) on a grid, normalised to unit integral.
-
-    Parameters
-    ----------
-    z : ndarray (n_z,)
-    norm2 : float
-        ||d||_w^2.
-    f : ndarray (n_z,)
-        Weighted normalised correlation on the grid.
-
-    Returns
-    -------
-    p : ndarray (n_z,)
-        Per unit redshift; NaN if f is all NaN.
-    """
-    chi2 = norm2 * (1 - np.asarray(f, float) ** 2)
-    if not np.any(np.isfinite(chi2)):
-        return np.full(np.shape(z), np.nan)
-    likelihood = np.exp(-0.5 * (chi2 - np.nanmin(chi2)))
-    likelihood = np.where(np.isfinite(likelihood), likelihood, 0.0)
-    return likelihood / np.trapezoid(likelihood, z)
-
-
-def estimate(result, *, window=DEFAULT_WINDOW, **_):
+def estimate(result, *, window=DEFAULT_WINDOW):
     """sigma_z as the half-width of the 68 % interval of p(z) around the peak.
 
     Raises
     ------
     ValueError
-        For a uniform-weighting result (there is no chi2).
+        For a uniform-weighting result (its chi2 is not a profile likelihood).
     """
     if result.correlator.weighting != "inverse_variance":
-        raise ValueError("the chi2 estimator needs weighting='inverse_variance' (chi2_min "
-                         "= ||d||_w^2 (1 - f^2) only holds for the weighted correlation)")
+        raise ValueError("the chi2 estimator needs weighting='inverse_variance': the chi2 "
+                         "of a uniformly weighted fit is not a profile likelihood")
     half = int(window)
     peak = PeakWindow(result, half, full_covariance=False)
     offsets = np.arange(-half, half + 1, dtype=float)
-    # dense near the best sample: at high S/N the likelihood is ~0.05 grid steps wide
     fine = np.union1d(np.linspace(-half, half, 2 * half * OVERSAMPLING + 1),
                       np.linspace(-1.5, 1.5, 1201))
-    f_fine = CubicSpline(offsets, peak.f.T, axis=0)(fine).T
-    chi2 = result._maps["norm2"][peak.rows, None] * (1 - f_fine ** 2)
+    f_fine = CubicSpline(offsets, np.nan_to_num(peak.f).T, axis=0)(fine).T
+    chi2 = chi2_from_f(result.flat("norm2")[peak.rows, None], f_fine)
     likelihood = np.exp(-0.5 * (chi2 - chi2.min(axis=1, keepdims=True)))
     cdf = np.cumsum(0.5 * (likelihood[:, 1:] + likelihood[:, :-1]), axis=1)
     cdf = np.concatenate([np.zeros((cdf.shape[0], 1)), cdf], axis=1) / cdf[:, -1:]

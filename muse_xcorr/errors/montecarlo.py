@@ -1,31 +1,28 @@
-"""Monte Carlo noise injection (science.md section 3).
+"""Monte Carlo noise injection (maths section 3).
 
-Each spectrum is replaced n_samples times by d* = A T(z_best) + n*,
-n* ~ N(0, variance) (the best-fit model plus fresh noise), z* is recomputed
-around the best and the best secondary peak (:mod:`._resample`) and sigma_z
-is the standard deviation of z*; the 16-84 percentile half-width is kept
-too, as ``zerr_montecarlo_p68``. This catches non-Gaussian and two-peak
-cases that first-order formulas miss.
+Each spectrum is replaced n_samples times by x* = m + n*, n* ~ N(0, v):
+m is the spectrum's fitted model at z_best -- its best template's columns as
+they were correlated (continuum-subtracted, line spread, a composite with
+its fitted amplitudes) times the fitted amplitude, in the same working
+space as the data the correlator saw -- and z* is recomputed around the best
+and the second candidate (:mod:`._resample`); sigma_z is the standard
+deviation of z*, and the 16-84 percentile half-width is kept as
+``zerr_montecarlo_p68``. This catches non-Gaussian and two-peak cases that
+first-order formulas miss.
 
-The copies are not built pixel by pixel. In a copy, f_k = <x*, t_k> / ||x*||
-over the window's template columns t_k; ||x*|| is the same for every k, so
-the argmax and the parabola through it, hence z*, depend only on the
-numerators <x*, t_k>. With Gaussian noise these are exactly jointly Gaussian
-(mean from the model, covariance sum_j v_j t_jk t_jl in the working space),
-so they are drawn directly: w numbers per copy instead of n_pixel, the same
-distribution of z* (tested against whole simulated spectra), about a
-hundred times less work.
+The copies are not built pixel by pixel. z* depends only on the
+numerators <x*, T_g(z_k)> (the norm of x* is common to every k); with
+Gaussian noise they are exactly jointly Gaussian, with mean <m, T_gk> and
+covariance sum_j v_j q_j^2 T_gkj T_hlj, so they are drawn directly
+(:func:`~muse_xcorr.correlate.model.numerator_moments` is the same
+computation).
 
-With ``perturb="data"`` the copies are d* = d + n* instead. d* then carries
-the noise twice (variance 2 v): measured against z_true, the error of z* is
-sqrt(2) times that of z_best, and that is the factor usually quoted. But the
-scatter of z* *about its own centre*, with d held fixed, comes from n* alone
-and is, to first order, the error of z_best itself: no sqrt(2) to divide out.
-benchmarks/calibration.py measures it: at S/N >= 20 the median ratio of the
-two Monte Carlo sigmas is 1.00 and both give pull widths of 1.01-1.05, so
-:data:`DATA_PERTURBATION_FACTOR` is 1. Below S/N ~15 the doubled noise makes
-the copies jump to other peaks and the data option overestimates sigma_z
-(pull width 0.2-0.6): use the default ``"model"``.
+With ``perturb="data"`` the copies are x* = d + n* instead. Measured against
+z_true, the error of z* is then sqrt(2) times that of z_best; but the
+scatter of z* about its own centre, with d held fixed, comes from n* alone
+and is, to first order, the error of z_best itself: no factor to divide
+out. Below S/N ~15 the doubled noise makes copies jump to other peaks:
+use the default ``"model"``.
 """
 import numpy as np
 
@@ -33,14 +30,14 @@ from astropy.utils.decorators import format_doc
 
 from ._resample import DEFAULT_WINDOW, RESAMPLING_PARAMETERS, resampled_sigma
 
-__all__ = ["estimate", "DATA_PERTURBATION_FACTOR", "DEFAULT_WINDOW"]
+__all__ = ["estimate", "DEFAULT_WINDOW", "OPTIONS", "matrix_root"]
 
-#: Factor applied to the scatter of z* when the data themselves are perturbed.
-DATA_PERTURBATION_FACTOR = 1.0
+#: The options this estimator takes.
+OPTIONS = ("window", "n_samples", "seed", "perturb")
 
 
 @format_doc(None, resampling=RESAMPLING_PARAMETERS)
-def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, perturb="model", **_):
+def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, perturb="model"):
     """sigma_z from noise injection.
 
     Parameters
@@ -57,25 +54,24 @@ def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, perturb
         raise ValueError(f"perturb must be 'model' or 'data', got {perturb!r}")
     rng = np.random.default_rng(seed)
 
-    def sample(operator, batch, model, index, scale, n, rng):
-        base = model if perturb == "model" else batch.flux
-        mean, cov = operator.numerator_moments(index, scale, batch.variance, base)
-        return mean[:, None, :] + rng.standard_normal((mean.shape[0], n, mean.shape[1])) @ \
-            np.swapaxes(_matrix_root(cov), 1, 2)
+    def sample(work, model, vectors, n, rng):
+        base = model if perturb == "model" else work.flux
+        mean = np.einsum("nvp,np->nv", vectors, work.q * base)
+        cov = np.einsum("nap,nbp,np->nab", vectors, vectors, work.vq2)
+        draws = rng.standard_normal((mean.shape[0], n, mean.shape[1]))
+        return mean[:, None, :] + draws @ np.swapaxes(matrix_root(cov), 1, 2)
 
     out, robust = resampled_sigma(result, sample, window=window, n_samples=n_samples, rng=rng)
-    if perturb == "data":
-        out.sigma *= DATA_PERTURBATION_FACTOR
-        robust *= DATA_PERTURBATION_FACTOR
     out.extra["zerr_montecarlo_p68"] = robust
     return out
 
 
-def _matrix_root(cov):
+def matrix_root(cov):
     """L with L L^T = cov for a stack of covariance matrices (n, w, w).
 
-    By eigen-decomposition, not Cholesky: neighbouring f(z_k) are correlated
-    at 0.98 and more, so the window covariance is nearly singular; rounding
+    By eigen-decomposition, not Cholesky: neighbouring numerators are
+    correlated at 0.98 and more, so the covariance is nearly singular (and
+    exactly singular for the zero vectors of absent components); rounding
     below zero is clipped.
     """
     values, vectors = np.linalg.eigh(cov)

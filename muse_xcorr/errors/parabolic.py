@@ -3,14 +3,17 @@
 With spacing 1 (grid steps) the vertex is u = (f- - f+) / (2 D),
 D = f- - 2 f0 + f+ (< 0 at a maximum). Its variance follows by the delta
 method with the **full** 3 x 3 covariance of the three samples
-(science.md section 3): the samples are strongly correlated, and ignoring
+(maths section 3): the samples are strongly correlated, and ignoring
 that misstates the error.
 """
 import numpy as np
 
 from ._window import Estimate, PeakWindow, to_sigma_z
 
-__all__ = ["estimate", "vertex_gradient"]
+__all__ = ["estimate", "vertex_gradient", "OPTIONS"]
+
+#: The options this estimator takes (none: the stencil is the three top samples).
+OPTIONS = ()
 
 
 def vertex_gradient(f):
@@ -34,7 +37,7 @@ def vertex_gradient(f):
                 - numerator[:, None] * d_second[None, :]) / (2 * second[:, None] ** 2)
 
 
-def estimate(result, **_):
+def estimate(result):
     """sigma_z of the parabolic vertex by the delta method with the full 3 x 3 covariance.
 
     Returns

@@ -20,13 +20,17 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from ._window import Estimate, PeakWindow, to_sigma_z
 
-__all__ = ["estimate", "DEFAULT_WINDOW"]
+__all__ = ["estimate", "DEFAULT_WINDOW", "OPTIONS"]
 
 #: Default half-width (grid steps) of the fitted window.
 DEFAULT_WINDOW = 3
 #: Eigenvalues of the window covariance below this fraction of the largest: singular.
 SINGULAR = 1e-12
-_ITERATIONS = 50
+_ITERATIONS = 200
+#: Relative decrease of the cost below which an accepted step ends the fit.
+_TOLERANCE = 1e-10
+#: The options this estimator takes.
+OPTIONS = ("window",)
 
 
 def _model(params, u):
@@ -39,7 +43,7 @@ def _model(params, u):
     return model, jac
 
 
-def estimate(result, *, window=DEFAULT_WINDOW, **_):
+def estimate(result, *, window=DEFAULT_WINDOW):
     """sigma_z from the GLS fit of a Gaussian plus offset to f.
 
     Parameters
@@ -80,9 +84,8 @@ def estimate(result, *, window=DEFAULT_WINDOW, **_):
     sigma_u = np.where(failed, np.nan, np.sqrt(np.abs(var_mu)))
     out = Estimate(result.n_spectra)
     out.set(peak.rows, to_sigma_z(result, sigma_u, peak.h, peak.rows), failed | peak.clipped)
-    out.extra["peakfit_z"] = np.full(result.n_spectra, np.nan)
-    out.extra["peakfit_z"][peak.rows] = np.where(
-        failed, np.nan, np.expm1(np.log1p(result.z[peak.best]) + mu * peak.h))
+    out.extra_map("peakfit_z", peak.rows,
+                  np.where(failed, np.nan, np.expm1(np.log1p(result.z[peak.best]) + mu * peak.h)))
     return out
 
 
@@ -112,10 +115,11 @@ def _fit(y, u, whiten, u_start):
         trial_cost = _cost(trial, y, u, whiten)
         better = trial_cost < cost
         small = np.all(np.abs(step) < 1e-9 * (1 + np.abs(params)), axis=1)
-        converged |= small | (better & (cost - trial_cost < 1e-12 * (1 + cost)))
+        converged |= small | (better & (cost - trial_cost < _TOLERANCE * (1 + cost))) | \
+            (~better & (damping >= 1e12))   # no step improves any more: at the minimum
         params = np.where(better[:, None], trial, params)
         cost = np.where(better, trial_cost, cost)
-        damping = np.where(better, damping / 10, damping * 10)
+        damping = np.clip(np.where(better, damping / 10, damping * 10), 1e-12, 1e12)
         if np.all(converged):
             break
     return params, converged & np.all(np.isfinite(params), axis=1)

@@ -13,7 +13,7 @@ from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertain
 
 from ..units import as_angstrom, check_medium, medium_from_ctype, resolve_medium
 
-__all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch"]
+__all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch", "as_spectral_data", "zero_runs", "ZERO_RUN"]
 
 _UNCERTAINTY_TYPES = (VarianceUncertainty, StdDevUncertainty, InverseVariance)
 
@@ -42,6 +42,35 @@ class SpectraBatch:
         self.flux, self.variance, self.valid = flux, variance, valid
         self.bad_variance = bad_variance
 
+    @classmethod
+    def from_arrays(cls, start, stop, flux, variance, mask=None):
+        """A batch from raw (n, n_pixel) arrays, with the package's masking rule.
+
+        A pixel is valid where it is not masked, its flux is finite, its
+        variance finite and positive, and it is not part of a run of at least
+        :data:`ZERO_RUN` consecutive pixels of exactly zero flux (the AO laser
+        notch of MUSE, zero-padded edges). Invalid pixels get flux and
+        variance 0.
+
+        Parameters
+        ----------
+        start, stop : int
+        flux, variance : ndarray (n, n_pixel)
+            Variance in the flux unit squared.
+        mask : ndarray of bool (n, n_pixel), optional
+            True = bad.
+        """
+        flux = np.asarray(flux, dtype=float)
+        variance = np.asarray(variance, dtype=float)
+        usable = np.isfinite(flux) & ~zero_runs(flux)
+        if mask is not None:
+            usable &= ~np.asarray(mask, bool)
+        good_variance = np.isfinite(variance) & (variance > 0)
+        valid = usable & good_variance
+        bad_variance = np.any(usable & ~good_variance, axis=1)
+        return cls(start, stop, np.where(valid, flux, 0.0), np.where(valid, variance, 0.0),
+                   valid, bad_variance)
+
     def __len__(self):
         return self.stop - self.start
 
@@ -50,6 +79,32 @@ class SpectraBatch:
         weights = np.zeros_like(self.variance)
         np.divide(1.0, self.variance, out=weights, where=self.valid)
         return weights
+
+
+#: Runs of at least this many pixels of exactly zero flux are masked (the AO notch).
+ZERO_RUN = 3
+
+
+def zero_runs(flux, length=ZERO_RUN):
+    """Pixels inside runs of at least ``length`` consecutive exact zeros, per row.
+
+    Parameters
+    ----------
+    flux : ndarray (..., n_pixel)
+    length : int
+
+    Returns
+    -------
+    mask : ndarray of bool, the shape of ``flux``
+    """
+    zero = np.asarray(flux) == 0
+    if zero.shape[-1] < length or not zero.any():
+        return np.zeros(zero.shape, bool)
+    windows = np.lib.stride_tricks.sliding_window_view(zero, length, axis=-1).all(axis=-1)
+    out = np.zeros(zero.shape, bool)
+    for offset in range(length):  # every pixel of a full window of zeros
+        out[..., offset:offset + windows.shape[-1]] |= windows
+    return out
 
 
 def variance_from_uncertainty(values, uncertainty_type):
@@ -240,15 +295,41 @@ class _SpectralData:
         variance = variance_from_uncertainty(
             self._spectral_last(self.uncertainty.array, start, stop),
             type(self.uncertainty)) * self._variance_scale
-        usable = np.isfinite(flux)
-        if self.mask is not None:
-            usable &= ~self._spectral_last(self.mask, start, stop)
-        good_variance = np.isfinite(variance) & (variance > 0)
-        valid = usable & good_variance
-        bad_variance = np.any(usable & ~good_variance, axis=1)
-        flux = np.where(valid, flux, 0.0)
-        variance = np.where(valid, variance, 0.0)
-        return SpectraBatch(start, stop, flux, variance, valid, bad_variance)
+        mask = None if self.mask is None else self._spectral_last(self.mask, start, stop)
+        return SpectraBatch.from_arrays(start, stop, flux, variance, mask)
+
+    def spectra_at(self, rows):
+        """The spectra at any flat spaxel indices, in the order given, as a `SpectraBatch`.
+
+        Parameters
+        ----------
+        rows : array_like of int or slice
+            Flat spaxel indices in C order over `spatial_shape`.
+
+        Returns
+        -------
+        batch : `SpectraBatch`
+            Its ``start``/``stop`` span the indices when they are consecutive.
+        """
+        if isinstance(rows, slice):
+            start, stop, _ = rows.indices(self.n_spectra)
+            return self.spectra(start, stop)
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        if rows.size and np.all(np.diff(rows) == 1):
+            return self.spectra(int(rows[0]), int(rows[-1]) + 1)
+        if rows.size == 0:
+            return self.spectra(0, 0)
+        first, last = int(rows.min()), int(rows.max()) + 1
+        if last - first <= 4 * rows.size:  # one read of the span, then a selection
+            span = self.spectra(first, last)
+            pick = rows - first
+        else:
+            parts = [self.spectra(int(r), int(r) + 1) for r in rows]
+            return SpectraBatch(0, rows.size, *(np.concatenate([getattr(p, name) for p in parts])
+                                                for name in ("flux", "variance", "valid",
+                                                             "bad_variance")))
+        return SpectraBatch(0, rows.size, span.flux[pick], span.variance[pick],
+                            span.valid[pick], span.bad_variance[pick])
 
     # -- specutils ------------------------------------------------------------
     def to_spectrum(self):
@@ -285,7 +366,7 @@ class _SpectralData:
         -------
         data : `MuseSpectrum` or `MuseCube`
         """
-        wcs_medium, celestial = _inspect_spectrum_wcs(spectrum)
+        wcs_medium, celestial = inspect_spectrum_wcs(spectrum)
         meta_medium = (spectrum.meta or {}).get("medium")
         medium = resolve_medium(wcs_medium, medium if medium is not None else meta_medium)
         axis = getattr(spectrum, "spectral_axis_index", spectrum.flux.ndim - 1)
@@ -307,7 +388,7 @@ class _SpectralData:
                 f"({self.medium}), flux unit {self.flux.unit}>")
 
 
-def _inspect_spectrum_wcs(spectrum):
+def inspect_spectrum_wcs(spectrum):
     """(medium, celestial WCS) from a Spectrum's FITS WCS; None for what it does not say."""
     wcs = getattr(spectrum, "wcs", None)
     fits_wcs = getattr(wcs, "wcs", None)
@@ -444,3 +525,28 @@ class MuseCube(_SpectralData):
         mask = None if cube.mask is None else ~cube.mask.include()
         return cls(cube.spectral_axis, flux, var, mask, medium=medium, spectral_axis_index=0,
                    wcs=cube.wcs.celestial, meta=dict(cube.meta))
+
+
+def as_spectral_data(data):
+    """A `MuseSpectrum` or `MuseCube` from what users pass to the correlator.
+
+    Parameters
+    ----------
+    data : `MuseSpectrum`, `MuseCube` or `~specutils.Spectrum`
+
+    Raises
+    ------
+    TypeError
+        For anything else.
+    """
+    if isinstance(data, _SpectralData):
+        return data
+    try:
+        from specutils import Spectrum
+    except ImportError:  # pragma: no cover - specutils is a dependency
+        Spectrum = ()
+    if isinstance(data, Spectrum):
+        cls = MuseSpectrum if data.flux.ndim == 1 else MuseCube
+        return cls.from_spectrum(data)
+    raise TypeError(f"cannot correlate a {type(data).__name__}: pass a MuseCube, a "
+                    "MuseSpectrum or a specutils Spectrum")

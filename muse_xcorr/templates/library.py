@@ -105,56 +105,41 @@ def build_template(table, *, group=None, samples_per_sigma=4.0):
     flux = flux * np.exp(absorption)
     info = {k: v for k, v in meta.items()}
     chosen = np.array([group is None or row["group"] == group for row in table])
+    # line flux (emission: EW x continuum) or depth x continuum (absorption, negative)
+    strengths = [float(row["ew"]) * float(np.interp(float(row["wavelength"]), wave, continuum))
+                 for row in table[chosen]]
     info.update(lines=[str(n) for n in table["line"][chosen]],
-                line_wavelengths=[float(w) for w in table["wavelength"][chosen]])
+                line_wavelengths=[float(w) for w in table["wavelength"][chosen]],
+                line_strengths=strengths)
     name = meta["name"] if group is None else f"{meta['name']}:{group}"
     return Template(wave * u.AA, flux, medium=meta["medium"], name=name, meta=info)
 
 
-def default_set(names=DEFAULT_NAMES, *, lsf_z=None, resolution="muse", composite=False):
+def default_set(names=DEFAULT_NAMES, *, composite=False):
     """The default templates for a MUSE spectrum of unknown type.
-
-    ``Correlator(default_set(), z=zgrid(0, 6.7, 2e-4), weighting="inverse_variance")``
-    picks, per spaxel, the best of a star-forming emission-line galaxy, a
-    passive galaxy, a type-1 QSO and a narrow and a broad Lyman-alpha emitter (see
-    docs/templates.rst for their recipes and measured performance).
 
     Parameters
     ----------
     names : sequence of str
         Subset (and order) of :data:`DEFAULT_NAMES`.
-    lsf_z : float, sequence of float or "auto", optional
-        If given, convolve the templates with the line spread at this
-        reference redshift (:func:`muse_xcorr.templates.lsf.convolve_lsf`): one value
-        for all, one per template, or ``"auto"``: each template at the
-        redshift that puts its main line mid-band (``lsf_z`` of its recipe,
-        e.g. 0.88 for [OII] at 7000 A, 4.76 for Lyman alpha).
-    resolution : see :func:`muse_xcorr.templates.lsf.lsf_fwhm`
-        Used with ``lsf_z``.
     composite : bool
-        Return recipes with a ``group`` column (``emission``) as composite
-        templates: a tuple of line-group templates with independent
-        amplitudes (:mod:`muse_xcorr.template_set`), so that a galaxy's line
-        ratios are free. Best used with ``continuum="median"``.
+        Return recipes with a ``group`` column as composite templates
+        (:class:`~muse_xcorr.templates.CompositeTemplate`, one component per
+        line group).
 
     Returns
     -------
-    templates : list of `~muse_xcorr.Template` (or of tuples of them)
+    templates : list of `~muse_xcorr.Template` or `~muse_xcorr.templates.CompositeTemplate`
     """
+    from .composite import CompositeTemplate
+
     templates = []
     for name in names:
         table = recipe(name)
         if composite and "group" in table.colnames:
             groups = [g for g in dict.fromkeys(str(g) for g in table["group"]) if g != "none"]
-            templates.append(tuple(build_template(table, group=g) for g in groups))
+            templates.append(CompositeTemplate([build_template(table, group=g) for g in groups],
+                                               name=table.meta["name"]))
         else:
             templates.append(build_template(table))
-    if lsf_z is None:
-        return templates
-    if isinstance(lsf_z, str):
-        if lsf_z != "auto":
-            raise ValueError(f"lsf_z must be a redshift, a list of them or 'auto', got {lsf_z!r}")
-        lsf_z = [float(recipe(name).meta["lsf_z"]) for name in names]
-    lsf_z = np.broadcast_to(np.asarray(lsf_z, float), (len(templates),))
-    return [tuple(c.convolve_lsf(z, resolution) for c in t) if isinstance(t, tuple)
-            else t.convolve_lsf(z, resolution) for t, z in zip(templates, lsf_z)]
+    return templates

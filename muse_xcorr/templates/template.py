@@ -17,7 +17,7 @@ import astropy.units as u
 from ..units import (as_angstrom, check_medium, convert_medium, medium_from_ctype,
                      resolve_medium)
 
-__all__ = ["Template", "pixel_edges", "default_set"]
+__all__ = ["Template", "pixel_edges"]
 
 _WAVE_COLUMNS = ("wavelength", "wave", "lambda", "lam", "wavelength_rest")
 _FLUX_COLUMNS = ("flux", "f_lambda", "flam", "spec", "data")
@@ -167,12 +167,12 @@ class Template:
         The medium comes from the spectrum's WCS (``AWAV``/``WAVE``), from
         ``medium``, or from ``spectrum.meta['medium']``; one of them must say.
         """
-        from ..spectra import _inspect_spectrum_wcs
+        from ..spectra import inspect_spectrum_wcs
 
         if spectrum.flux.ndim != 1:
             raise ValueError(f"a template must be one spectrum, got flux of shape "
                              f"{spectrum.flux.shape}")
-        wcs_medium, _ = _inspect_spectrum_wcs(spectrum)
+        wcs_medium, _ = inspect_spectrum_wcs(spectrum)
         given = medium if medium is not None else (spectrum.meta or {}).get("medium")
         return cls(u.Quantity(spectrum.spectral_axis), spectrum.flux,
                    medium=resolve_medium(wcs_medium, given), name=name)
@@ -225,16 +225,6 @@ class Template:
                 "line_strengths": list(map(float, strengths))}
         return cls(wave * u.AA, flux, medium="vacuum", name=name or "+".join(names[:3]),
                    meta=meta)
-
-    def convolve_lsf(self, z=0.0, resolution="muse"):
-        """This template convolved with the LSF the data have at redshift ``z``.
-
-        See :func:`muse_xcorr.templates.lsf.convolve_lsf` (which this calls) for the
-        parameters and the approximation made away from ``z``.
-        """
-        from .lsf import convolve_lsf
-
-        return convolve_lsf(self, z, resolution)
 
     # -- resampling -------------------------------------------------------------
     def vacuum_wavelength(self):
@@ -317,17 +307,6 @@ class Template:
         offset = np.clip(points - left, 0.0, width)
         partial = self.flux[index] * offset + 0.5 * slope * offset ** 2
         return cumulative[index] + partial
-
-
-def default_set(*args, **kwargs):
-    """The default template set for MUSE spectra of unknown type.
-
-    See :func:`muse_xcorr.templates.library.default_set` for the parameters
-    and the templates.
-    """
-    from .library import default_set as _default_set
-
-    return _default_set(*args, **kwargs)
 
 
 def _template_columns(table, path):

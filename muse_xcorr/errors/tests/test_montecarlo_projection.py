@@ -1,10 +1,10 @@
 """The Monte Carlo draws the numerators of f, not whole spectra: same distribution of z*.
 
-Brute force: 3000 whole copies d* = A T(z_best) + n* of each spectrum,
-correlated pixel by pixel. Projected: the numerators <x*, t_k> drawn from
-their exact Gaussian distribution. At S/N 25, where z* has no jumps to other
-peaks, each standard deviation is known to 1/sqrt(2 * 3000) = 1.3 %, their
-ratio to 1.8 %: it must be within 8 % per spectrum (4.4 of those) and within
+Brute force: 3000 whole copies x* = m + n* of each spectrum (m its fitted
+model), projected on the window columns pixel by pixel. Projected: the
+numerators <x*, T_k> drawn from their exact Gaussian distribution. At S/N 25,
+where z* has no jumps to other peaks, each standard deviation is known to
+1/sqrt(2 * 3000) = 1.3 %, their ratio to 1.8 %: it must be within 8 % per spectrum (4.4 of those) and within
 3 % on average over the six spectra (4 of those), for both weightings and
 both perturbations; the same for the 16-84 % half-widths.
 """
@@ -29,11 +29,11 @@ def result(request):
 
 @pytest.mark.parametrize("perturb", ["model", "data"])
 def test_projected_montecarlo_matches_whole_spectra(result, perturb):
-    def whole_spectra(operator, batch, model, index, scale, n, rng):
-        base = model if perturb == "model" else batch.flux
+    def whole_spectra(work, model, vectors, n, rng):
+        base = model if perturb == "model" else work.flux
         noise = rng.standard_normal((base.shape[0], n, base.shape[1]))
-        copies = base[:, None, :] + noise * np.sqrt(batch.variance)[:, None, :]
-        return operator.window_samples(index, scale, copies)
+        copies = base[:, None, :] + noise * np.sqrt(work.variance)[:, None, :]
+        return np.einsum("nvp,nsp->nsv", vectors, copies * work.q[:, None, :])
 
     brute, brute_p68 = resampled_sigma(result, whole_spectra, window=DEFAULT_WINDOW,
                                        n_samples=N_SAMPLES, rng=np.random.default_rng(1))

@@ -17,10 +17,10 @@ def test_set_error_equals_the_winning_templates_own(method):
                                     wavelength=WAVE)
     cube_p, _ = datasets.make_cube((2, 3), passive, z=(0.40, 0.43), snr=400, seed=2,
                                    wavelength=WAVE)
-    options = {"weighting": "inverse_variance"}
+    options = {"weighting": "inverse_variance", "continuum": None}
     for cube, winner, template in ((cube_sf, 0, starforming), (cube_p, 1, passive)):
-        combined = Correlator([starforming, passive], Z, confusion=False,
-                              **options).correlate(cube, progress=False)
+        combined = Correlator([starforming, passive], Z, **options).correlate(cube,
+                                                                              progress=False)
         single = Correlator(template, Z, **options).correlate(cube, progress=False)
         assert np.all(combined.template_index == winner)
         np.testing.assert_array_equal(combined.z_best, single.z_best)

@@ -1,9 +1,9 @@
 """The default template set built from the shipped recipes."""
 import numpy as np
 import pytest
-import astropy.units as u
 
 from muse_xcorr import Template
+from muse_xcorr.templates import CompositeTemplate
 from muse_xcorr.templates import default_set
 from muse_xcorr.templates.library import DEFAULT_NAMES, build_template, recipe
 
@@ -61,22 +61,11 @@ def test_lae_is_asymmetric_and_absorbed_blueward(name):
     assert np.interp(1100.0, wave, flux) < 0.15 * np.interp(1300.0, wave, flux)
 
 
-def test_default_set_convolved_to_muse_lsf_is_wider():
-    narrow = default_set(["emission"])[0]
-    wide = default_set(["emission"], lsf_z=0.3)[0]
-    assert wide.meta["lsf_z"] == 0.3
-    peak_n, peak_w = (t.flux[np.abs(t.wavelength.value - 6564.61) < 20].max()
-                      for t in (narrow, wide))
-    # Halpha: intrinsic sigma 60 km/s = 1.31 A; MUSE FWHM at 8534 A is 2.46 A -> 0.80 A rest
-    expected = 1.31 / np.hypot(1.31, 2.4609 / 2.3548 / 1.3)
-    assert peak_w / peak_n == pytest.approx(expected, rel=0.03)
-    assert wide.wavelength.unit == u.AA
-
-
 def test_composite_emission_groups_are_disjoint_line_templates():
     templates = default_set(["emission", "lae"], composite=True)
-    groups, lae = templates
-    assert isinstance(groups, tuple) and isinstance(lae, Template)
+    composite, lae = templates
+    assert isinstance(composite, CompositeTemplate) and isinstance(lae, Template)
+    groups = composite.components
     assert [g.name for g in groups] == ["emission:oii", "emission:hb_oiii", "emission:ha"]
     full = build_template(recipe("emission"))
     for group in groups:
@@ -92,5 +81,3 @@ def test_composite_emission_groups_are_disjoint_line_templates():
         assert np.trapezoid(group.flux[near], wave[near]) == pytest.approx(
             np.trapezoid(full.flux[full_near] - continuum, full.wavelength.value[full_near]),
             rel=1e-3)
-    convolved = default_set(["emission"], composite=True, lsf_z="auto")[0]
-    assert all(c.meta["lsf_z"] == pytest.approx(0.877) for c in convolved)

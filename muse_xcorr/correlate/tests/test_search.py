@@ -23,18 +23,18 @@ def line_spectra(shape, snr, seed, z=(0.1, 1.45), nan_fraction=0.0):
     rng = np.random.default_rng(seed)
     snr_map = rng.uniform(*snr, size=shape) if np.ndim(snr) else snr
     return datasets.make_cube(shape, LINES, z=z, snr=snr_map, seed=rng, wavelength=WAVE,
-                              nan_fraction=nan_fraction)
+                              nan_fraction=nan_fraction, lsf=None)
 
 
 @pytest.fixture(scope="module")
 def full_and_coarse():
     """2000 emission-line spectra at S/N 5-50 searched both ways on the same operator."""
     cube, truth = line_spectra((40, 50), (5.0, 50.0), seed=6)
-    full = Correlator(LINES, LONG_GRID)
-    coarse = Correlator(LINES, LONG_GRID, search="coarse-to-fine")
-    result_full = full.correlate(cube, progress=False)
-    coarse._operators = full._operators  # the same fine template matrix: build it once
-    return cube, truth, result_full, coarse.correlate(cube, progress=False), coarse
+    options = {"continuum": None, "lsf": None, "batch_size": 2000}
+    full = Correlator(LINES, LONG_GRID, search="full", **options)
+    coarse = Correlator(LINES, LONG_GRID, search="coarse-to-fine", **options)
+    return cube, truth, full.correlate(cube, progress=False), coarse.correlate(
+        cube, progress=False), options
 
 
 def test_coarse_to_fine_finds_the_full_grid_maximum(full_and_coarse):
@@ -45,40 +45,40 @@ def test_coarse_to_fine_finds_the_full_grid_maximum(full_and_coarse):
     # the full search is right (within 2 fine steps) for most of them: a meaningful test
     assert np.mean(np.abs(full.z_best - truth["z"]) < 2e-4 * (1 + truth["z"])) > 0.95
     # where the peak is the same, every reported number is the same float64 value
-    for name in ("z_best", "f_best", "sigma_f_best"):
+    for name in ("z_best", "f_best", "sigma_f_best", "chi2_best"):
         np.testing.assert_allclose(getattr(coarse, name)[same], getattr(full, name)[same],
                                    rtol=1e-12, atol=0)
 
 
 def test_coarse_to_fine_secondary_peak(full_and_coarse):
-    """The secondary peak, when the windows hold it, is the full search's one."""
+    """The second candidate, where both searches have one, is mostly the same."""
     _, _, full, coarse, _ = full_and_coarse
-    found = (coarse.second_index >= 0) & (coarse.best_index == full.best_index)
-    agree = coarse.second_index[found] == full.second_index[found]
+    second_full, second_coarse = full.candidates(
+        "index")[..., 1], coarse.candidates("index")[..., 1]
+    found = (second_coarse >= 0) & (second_full >= 0) & (coarse.best_index == full.best_index)
+    agree = second_coarse[found] == second_full[found]
     assert agree.mean() > 0.9
-    # a secondary peak of the windows is a local maximum of the full curve, never above it
-    assert np.all(coarse.f_second[found] <= full.f_second[found] + 1e-6)
+    # the full search's second candidate is at least as good as the windows' one
+    assert np.all(full.f_second[found] >= coarse.f_second[found] - 1e-6)
 
 
 def test_coarse_to_fine_can_miss_on_noise(full_and_coarse):
-    """The documented failure: with one candidate, pure noise has spikes the coarse grid misses.
+    """The documented failure: with one seed, pure noise has spikes the coarse grid misses.
 
     The global maximum of a noise-only f is one narrow spike among many of
     nearly the same height; averaged over a coarse step it need not be the
     best coarse maximum.
     """
-    operators = full_and_coarse[-1]._operators
+    options = full_and_coarse[-1]
     rng = np.random.default_rng(9)
     variance = datasets.muse_variance(WAVE)
     noise = rng.normal(size=(WAVE.size, 10, 20)) * np.sqrt(variance)[:, None, None]
     stat = np.broadcast_to(variance[:, None, None], noise.shape) * datasets.FLUX_UNIT ** 2
     noise_cube = MuseCube(WAVE, noise * datasets.FLUX_UNIT, VarianceUncertainty(stat),
                           medium="air", spectral_axis_index=0)
-    full, one, many = (Correlator(LINES, LONG_GRID, search=search, n_candidates=n)
+    full, one, many = (Correlator(LINES, LONG_GRID, search=search, n_seeds=n, **options)
                        for search, n in (("full", 8), ("coarse-to-fine", 1),
                                          ("coarse-to-fine", 8)))
-    for correlator in (full, one, many):
-        correlator._operators = operators
     truth = full.correlate(noise_cube, progress=False).best_index
     missed_one = np.mean(one.correlate(noise_cube, progress=False).best_index != truth)
     missed_many = np.mean(many.correlate(noise_cube, progress=False).best_index != truth)
@@ -94,22 +94,24 @@ def test_coarse_to_fine_with_masks_matches_reference(weighting):
     z = zgrid(0.25, 1.25, 2e-4)
     matrix = LINES.matrix(cube.spectral_axis, z, medium="air")
     result = Correlator(LINES, z, weighting=weighting, search="coarse-to-fine",
-                        coarse_factor=8).correlate(cube, progress=False)
+                        coarse_factor=8, continuum=None, lsf=None).correlate(cube,
+                                                                             progress=False)
     for i in range(cube.n_spectra):
         f, sigma, _ = reference_ccf(batch.flux[i], batch.variance[i], batch.valid[i], matrix,
                                     weighting)
         k = int(np.nanargmax(f))
         y, x = np.unravel_index(i, cube.spatial_shape)
         assert result.best_index[y, x] == k
-        assert result.f_best[y, x] == pytest.approx(f[k], rel=1e-10)
-        assert result.sigma_f_best[y, x] == pytest.approx(sigma[k], rel=1e-8)
+        assert result.f_best[y, x] == pytest.approx(f[k], abs=2e-5)
+        assert result.sigma_f_best[y, x] == pytest.approx(sigma[k], rel=1e-4)
 
 
 def test_float32_hot_path_on_full_muse_grid():
-    """float32 over 3681 pixels at f close to 1 (where sigma_f cancels most) against float64.
+    """float32 search over 3681 pixels at f close to 1 against the float64 search.
 
-    Tolerances: |f32 - f64| < 1e-5 over the whole grid, sigma_f within 1 %
-    where f < 0.999 (its terms cancel by a factor ~1 / (1 - f^2) there), z_best identical.
+    The search only proposes candidates; every reported value is float64, so
+    z_best, f_best and sigma_f_best are identical, including where f > 0.999
+    (where the terms of sigma_f cancel by ~1 / (1 - f^2)).
     """
     template = datasets.make_template()
     z = zgrid(0.40, 0.43, 1e-4)
@@ -117,28 +119,22 @@ def test_float32_hot_path_on_full_muse_grid():
     cube, _ = datasets.make_cube((2, 3), template, z=(0.405, 0.425), snr=[[20, 60, 150],
                                                                           [400, 1000, 3000]],
                                  seed=rng)
-    r32 = Correlator(template, z, dtype="float32", keep_ccf=True).correlate(cube, progress=False)
-    matrix = template.matrix(cube.spectral_axis, z, medium="air")
-    batch = cube.spectra()
-    r64 = Correlator(template, z, dtype="float64").correlate(cube, progress=False)
-    np.testing.assert_array_equal(r32.best_index, r64.best_index)
-    np.testing.assert_array_equal(r32.z_best, r64.z_best)
+    options = {"continuum": None}
+    r32 = Correlator(template, z, dtype="float32", **options).correlate(cube, progress=False)
+    r64 = Correlator(template, z, dtype="float64", **options).correlate(cube, progress=False)
     assert np.nanmax(r32.f_best) > 0.999  # the cancellation regime is reached
-    for i in range(cube.n_spectra):
-        f, sigma, _ = reference_ccf(batch.flux[i], batch.variance[i], batch.valid[i], matrix)
-        y, x = np.unravel_index(i, cube.spatial_shape)
-        np.testing.assert_allclose(r32.ccf_f[y, x], f, atol=1e-5, rtol=0)
-        below = f < 0.999
-        np.testing.assert_allclose(r32.ccf_sigma[y, x][below], sigma[below], rtol=1e-2)
+    np.testing.assert_array_equal(r32.best_index, r64.best_index)
+    for name in ("z_best", "f_best", "sigma_f_best", "chi2_best"):
+        np.testing.assert_array_equal(getattr(r32, name), getattr(r64, name))
 
 
 def test_search_options_are_checked():
     with pytest.raises(ValueError, match="search must be one of"):
         Correlator(LINES, LONG_GRID, search="fast")
-    with pytest.raises(ValueError, match="keep_ccf=True needs"):
-        Correlator(LINES, LONG_GRID, search="coarse-to-fine", keep_ccf=True)
-    with pytest.raises(ValueError, match="coarse_factor must be >= 2"):
+    with pytest.raises(ValueError, match="coarse_factor must be an integer >= 2"):
         Correlator(LINES, LONG_GRID, search="coarse-to-fine", coarse_factor=1)
+    assert Correlator(LINES, zgrid(0, 0.3, 1e-4)).search_mode == "full"
+    assert Correlator(LINES, zgrid(0, 6.7, 1e-4)).search_mode == "coarse-to-fine"
 
 
 def test_search_runs_on_gpu_when_tensorflow_sees_one():
@@ -150,8 +146,7 @@ def test_search_runs_on_gpu_when_tensorflow_sees_one():
     z = zgrid(0.25, 1.25, 2e-4)
     correlator = Correlator(LINES, z)
     result = correlator.correlate(cube, progress=False)
-    operator, _, _ = correlator._operator(cube)
-    assert "GPU" in operator.rows.device
+    assert all("GPU" in device for device in correlator.search_devices(cube))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with tf.device("/CPU:0"):

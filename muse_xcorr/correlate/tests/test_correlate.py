@@ -1,4 +1,12 @@
-"""The correlator against the independent float64 reference, and its flags."""
+"""The correlator against the independent float64 reference, and its flags.
+
+The reference columns are the exact bin averages of the piecewise-linear
+template (``Template.matrix``); the correlator evaluates them from a table
+uniform in ln(lambda) (templates/resample.py), which agrees to ~1e-4 of the
+column values: hence the stated tolerances of f (2e-5) and sigma_f (1e-4).
+The continuum and the line spread are switched off here (``PLAIN``): their
+own tests are in templates/tests.
+"""
 import warnings
 
 import numpy as np
@@ -13,88 +21,110 @@ from muse_xcorr.tests.reference import reference_ccf
 WAVE = datasets.muse_wavelength(n_pixels=600, start=6000.0)
 TEMPLATE = datasets.make_template()
 Z = zgrid(0.30, 0.36, 5e-4)
+#: The correlator without continuum subtraction and line spread, to compare with the reference.
+PLAIN = {"continuum": None, "lsf": None}
 
 
 def random_cube(seed, shape=(3, 4), mask_fraction=0.1, snr=20.0):
     """Spectra from the template at random z, plus noise, with random per-spaxel masks."""
     rng = np.random.default_rng(seed)
     cube, truth = datasets.make_cube(shape, TEMPLATE, z=(0.31, 0.35), snr=snr, seed=rng,
-                                     wavelength=WAVE)
+                                     wavelength=WAVE, lsf=None)
     mask = rng.random(cube.flux.shape) < mask_fraction
     return MuseCube(cube.spectral_axis, cube.flux, cube.uncertainty, mask, medium="air",
                     wcs=cube.wcs), truth
 
 
-def reference_for(cube, weighting):
+def matrix_for(cube):
+    return TEMPLATE.matrix(cube.spectral_axis, Z, medium=cube.medium)
+
+
+def batch_valid(cube, i):
+    return cube.spectra().valid[i]
+
+
+def reference_for(cube, weighting, correction=True):
     batch = cube.spectra()
-    matrix = TEMPLATE.matrix(cube.spectral_axis, Z, medium=cube.medium)
-    return [reference_ccf(batch.flux[i], batch.variance[i], batch.valid[i], matrix, weighting)
+    matrix = matrix_for(cube)
+    return [reference_ccf(batch.flux[i], batch.variance[i], batch.valid[i], matrix, weighting,
+                          correction)
             for i in range(cube.n_spectra)]
 
 
 @pytest.mark.parametrize("weighting", ["uniform", "inverse_variance"])
 def test_peak_values_match_float64_reference(weighting):
-    """f_best, sigma_f_best are float64 exact; z_best is the parabola through the reference."""
+    """f_best, sigma_f_best, chi2 as the reference; z_best is the parabola through it."""
     cube, _ = random_cube(1)
-    result = Correlator(TEMPLATE, Z, weighting=weighting).correlate(cube, progress=False)
+    result = Correlator(TEMPLATE, Z, weighting=weighting, **PLAIN).correlate(cube,
+                                                                             progress=False)
     refs = reference_for(cube, weighting)
     for i, (f, sigma, chi2) in enumerate(refs):
         k = int(np.argmax(f))
         y, x = np.unravel_index(i, cube.spatial_shape)
         assert result.best_index[y, x] == k
-        assert result.f_best[y, x] == pytest.approx(f[k], rel=1e-10)
-        assert result.sigma_f_best[y, x] == pytest.approx(sigma[k], rel=1e-8)
-        # parabola vertex through the three reference samples
+        assert result.f_best[y, x] == pytest.approx(f[k], abs=2e-5)
+        assert result.sigma_f_best[y, x] == pytest.approx(sigma[k], rel=1e-4)
+        # parabola vertex through the three reference samples (a 1e-5 error of f moves it
+        # by ~1e-4 of the step)
         z3, f3 = Z[k - 1:k + 2], f[k - 1:k + 2]
         coeffs = np.polyfit(z3, f3, 2)
-        assert result.z_best[y, x] == pytest.approx(-coeffs[1] / (2 * coeffs[0]), abs=1e-9)
+        assert result.z_best[y, x] == pytest.approx(-coeffs[1] / (2 * coeffs[0]), abs=5e-7)
+        # the weighted chi2 of the fitted model, in both weightings
+        w = np.where(batch_valid(cube, i), 1 / np.where(batch_valid(cube, i),
+                                                        cube.spectra().variance[i], 1), 0)
+        d, t = cube.spectra().flux[i], matrix_for(cube)[:, k]
+        q = w if weighting == "inverse_variance" else batch_valid(cube, i).astype(float)
+        amplitude = max(np.sum(q * d * t) / np.sum(q * t * t), 0.0)
+        expected = np.sum(w * (d - amplitude * t) ** 2)
+        assert result.chi2_best[y, x] == pytest.approx(expected, rel=2e-5)
         if weighting == "inverse_variance":
-            assert result.chi2_best[y, x] == pytest.approx(chi2[k], rel=1e-8)
+            assert result.chi2_best[y, x] == pytest.approx(chi2[k], rel=2e-5)
 
 
 @pytest.mark.parametrize("weighting", ["uniform", "inverse_variance"])
-def test_full_grid_float32_matches_reference(weighting):
-    """The float32 hot path over the whole grid: |f - f_ref| < 2e-6, sigma_f within 0.1 %."""
+def test_kept_curves_match_reference(weighting):
+    """keep_ccf: f and sigma_f over the whole grid, float64, against the reference."""
     cube, _ = random_cube(2)
-    result = Correlator(TEMPLATE, Z, weighting=weighting, keep_ccf=True).correlate(
+    result = Correlator(TEMPLATE, Z, weighting=weighting, keep_ccf=True, **PLAIN).correlate(
         cube, progress=False)
     for i, (f, sigma, _) in enumerate(reference_for(cube, weighting)):
         y, x = np.unravel_index(i, cube.spatial_shape)
         z, f_kept, sigma_kept = result.ccf(y, x)
-        np.testing.assert_allclose(f_kept, f, atol=2e-6, rtol=0)
-        np.testing.assert_allclose(sigma_kept, sigma, rtol=1e-3)
+        np.testing.assert_allclose(f_kept, f, atol=2e-5, rtol=0)
+        np.testing.assert_allclose(sigma_kept, sigma, rtol=1e-4)
 
 
 @pytest.mark.parametrize("weighting", ["uniform", "inverse_variance"])
 def test_ccf_recomputed_in_float64(weighting):
     cube, _ = random_cube(3, shape=(2, 2))
-    result = Correlator(TEMPLATE, Z, weighting=weighting).correlate(cube, progress=False)
+    result = Correlator(TEMPLATE, Z, weighting=weighting, **PLAIN).correlate(cube,
+                                                                             progress=False)
     f, sigma, _ = reference_for(cube, weighting)[3]
     z, f_pkg, sigma_pkg = result.ccf(1, 1)
     np.testing.assert_array_equal(z, Z)
-    np.testing.assert_allclose(f_pkg, f, rtol=1e-10, atol=1e-13)
-    np.testing.assert_allclose(sigma_pkg, sigma, rtol=1e-8)
+    np.testing.assert_allclose(f_pkg, f, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(sigma_pkg, sigma, rtol=1e-4)
 
 
-def test_float64_hot_path_agrees_with_float32():
+def test_float32_hot_path_agrees_with_float64():
+    """The hot-path dtype changes nothing reported: same candidates, same values."""
     cube, _ = random_cube(4)
-    r32 = Correlator(TEMPLATE, Z, dtype="float32", keep_ccf=True).correlate(cube, progress=False)
-    r64 = Correlator(TEMPLATE, Z, dtype="float64", keep_ccf=True).correlate(cube, progress=False)
+    r32 = Correlator(TEMPLATE, Z, dtype="float32").correlate(cube, progress=False)
+    r64 = Correlator(TEMPLATE, Z, dtype="float64").correlate(cube, progress=False)
     np.testing.assert_array_equal(r32.best_index, r64.best_index)
     np.testing.assert_allclose(r32.z_best, r64.z_best, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(r32.ccf_f, r64.ccf_f, atol=2e-6, rtol=0)
+    np.testing.assert_allclose(r32.f_best, r64.f_best, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(r32.candidates("index"), r64.candidates("index"))
+    np.testing.assert_allclose(r32.f_second, r64.f_second, rtol=0, atol=1e-12)
 
 
 def test_first_order_option_matches_uncorrected_reference():
     cube, _ = random_cube(5, shape=(2, 3))
-    result = Correlator(TEMPLATE, Z, sigma_correction=False).correlate(cube, progress=False)
-    batch = cube.spectra()
-    matrix = TEMPLATE.matrix(cube.spectral_axis, Z, medium="air")
-    for i in range(cube.n_spectra):
-        f, sigma, _ = reference_ccf(batch.flux[i], batch.variance[i], batch.valid[i], matrix,
-                                    correction=False)
+    result = Correlator(TEMPLATE, Z, sigma_correction=False, weighting="uniform",
+                        **PLAIN).correlate(cube, progress=False)
+    for i, (f, sigma, _) in enumerate(reference_for(cube, "uniform", correction=False)):
         y, x = np.unravel_index(i, cube.spatial_shape)
-        assert result.sigma_f_best[y, x] == pytest.approx(sigma[np.argmax(f)], rel=1e-8)
+        assert result.sigma_f_best[y, x] == pytest.approx(sigma[np.argmax(f)], rel=1e-4)
 
 
 def test_per_spaxel_masks_are_exact_not_shared():
@@ -105,12 +135,13 @@ def test_per_spaxel_masks_are_exact_not_shared():
     mask = np.zeros(flux.shape, bool)
     mask[100:300, 0, 1] = True  # a big gap in the second spaxel only
     masked = MuseCube(cube.spectral_axis, flux, cube.uncertainty, mask, medium="air")
-    result = Correlator(TEMPLATE, Z, keep_ccf=True).correlate(masked, progress=False)
+    result = Correlator(TEMPLATE, Z, weighting="uniform", **PLAIN).correlate(masked,
+                                                                             progress=False)
     batch = masked.spectra()
     matrix = TEMPLATE.matrix(WAVE, Z, medium="air")
     for x in range(2):
         f, _, _ = reference_ccf(batch.flux[x], batch.variance[x], batch.valid[x], matrix)
-        np.testing.assert_allclose(result.ccf(0, x)[1], f, atol=2e-6)
+        np.testing.assert_allclose(result.ccf(0, x)[1], f, atol=2e-5)
     assert not np.allclose(result.ccf(0, 0)[1], result.ccf(0, 1)[1], atol=1e-4)
 
 
@@ -118,6 +149,7 @@ def test_recovers_known_redshift_in_simulated_cube():
     cube, truth = datasets.make_cube((4, 5), z=(0.32, 0.66), snr=40, seed=11)
     z = zgrid(0.3, 0.7, 1e-4)
     result = Correlator(datasets.make_template(), z).correlate(cube, progress=False)
+    assert result.meta["continuum"].startswith("median") and result.meta["lsf"] == "muse"
     assert np.all(result.flags == 0)
     # within half a grid step (1e-4 in ln(1+z) = 30 km/s): the refinement never does
     # worse than the nearest sample; the noise at S/N 40 moves z by ~1e-5 (1+z)
@@ -135,7 +167,7 @@ def test_air_vacuum_conversion_is_a_known_shift():
     spectrum, truth = datasets.make_spectrum(TEMPLATE, z=z_true, snr=300, seed=3)
     grid = zgrid(0.44, 0.46, 2e-5)
     right = Correlator(TEMPLATE, grid).correlate(spectrum, progress=False)
-    assert abs(right.z_best - z_true) < 3e-6
+    assert abs(right.z_best - z_true) < 5e-6
     # the same numbers claimed to be vacuum wavelengths: the fit is off by the refraction
     as_vacuum = MuseSpectrum(spectrum.spectral_axis, spectrum.flux, spectrum.uncertainty,
                              medium="vacuum")
@@ -177,14 +209,15 @@ def test_flags_and_nan_handling_keep_other_spaxels():
 def test_edge_and_negative_peak_flags():
     spectrum, _ = datasets.make_spectrum(TEMPLATE, z=0.40, snr=50, seed=1, wavelength=WAVE,
                                          variance=np.ones(WAVE.size))
-    edge = Correlator(TEMPLATE, zgrid(0.30, 0.35, 5e-4)).correlate(spectrum, progress=False)
+    edge = Correlator(TEMPLATE, zgrid(0.30, 0.35, 5e-4), **PLAIN).correlate(spectrum,
+                                                                            progress=False)
     assert edge.flags & Flag.EDGE
     # an absorption feature against an emission-line template: a negative correlation
     lines = datasets.make_template("lines")
     inverted = MuseSpectrum(WAVE, -spectrum.flux, spectrum.uncertainty, medium="air")
     result = Correlator(lines, zgrid(0.30, 0.50, 5e-4)).correlate(inverted, progress=False)
     assert result.flags & Flag.NEGATIVE_PEAK
-    assert result.f_best < np.abs(result.f_min)
+    assert result.f_max < np.abs(result.f_min)
 
 
 def test_low_coverage_flag():
@@ -192,16 +225,16 @@ def test_low_coverage_flag():
     short = Template(TEMPLATE.wavelength[TEMPLATE.wavelength < 4650 * u.AA],
                      TEMPLATE.flux[TEMPLATE.wavelength.value < 4650], name="blue part")
     spectrum, _ = datasets.make_spectrum(TEMPLATE, z=0.33, snr=30, seed=2, wavelength=WAVE)
-    result = Correlator(short, Z).correlate(spectrum, progress=False)
+    result = Correlator(short, Z, continuum=None).correlate(spectrum, progress=False)
     assert result.coverage < 0.5
     assert result.flags & Flag.LOW_COVERAGE
 
 
 def test_clear_errors_for_bad_input():
     spectrum, _ = datasets.make_spectrum(TEMPLATE, z=0.33, snr=30, seed=2, wavelength=WAVE)
-    far = Template([100, 200, 300] * u.AA, [1, 2, 1])
-    with pytest.raises(ValueError, match="covers no observed wavelength"):
-        Correlator(far, Z).correlate(spectrum, progress=False)
+    far = Template([100, 200, 300] * u.AA, [1, 2, 1], name="far")
+    with pytest.raises(ValueError, match="covers the data's wavelengths"):
+        Correlator(far, Z, continuum=None).correlate(spectrum, progress=False)
     with pytest.raises(TypeError, match="Template"):
         Correlator(np.ones(10), Z)
     with pytest.raises(ValueError, match="weighting"):
@@ -213,18 +246,27 @@ def test_clear_errors_for_bad_input():
     no_errors = MuseSpectrum(WAVE, spectrum.flux, medium="air")
     with pytest.raises(ValueError, match="no uncertainty"):
         Correlator(TEMPLATE, Z).correlate(no_errors, progress=False)
+    for name, value in [("batch_size", 2.5), ("n_candidates", 0), ("n_seeds", -1),
+                        ("coarse_factor", 1)]:
+        with pytest.raises(ValueError, match=name):
+            Correlator(TEMPLATE, Z, **{name: value})
+    for name in ("min_coverage", "composite_penalty", "ambiguity_threshold"):
+        with pytest.raises(ValueError, match=name):
+            Correlator(TEMPLATE, Z, **{name: np.nan})
+    with pytest.raises(ValueError, match="exclusion"):
+        Correlator(TEMPLATE, Z, exclusion=-5 * u.km / u.s)
 
 
 def test_batches_do_not_change_the_answer():
     cube, _ = random_cube(9, shape=(3, 5))
     whole = Correlator(TEMPLATE, Z, batch_size=1000).correlate(cube, progress=False)
     parts = Correlator(TEMPLATE, Z, batch_size=4).correlate(cube, progress=False)
-    for name in ("z_best", "f_best", "sigma_f_best", "z_second", "flags"):
+    for name in ("z_best", "f_best", "sigma_f_best", "z_second", "flags", "delta_chi2"):
         np.testing.assert_array_equal(getattr(whole, name), getattr(parts, name))
 
 
 def test_parabola_vertex_exact_and_quiet():
-    from muse_xcorr.correlate import parabola_vertex
+    from muse_xcorr.statistics import parabola_vertex
 
     x = np.array([[0.1, 0.4, 1.3], [2.0, 2.0, 2.5], [0.0, 1.0, 2.0]])
     y = np.stack([-3 * (x[0] - 0.7) ** 2 + 2, [1.0, 1.0, 0.5], (x[2] - 1) ** 2])

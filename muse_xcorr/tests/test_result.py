@@ -1,4 +1,4 @@
-"""zgrid, the Redshift result's table and files, and the command line."""
+"""zgrid, the Redshift result: a read-only container, its table, files and candidates; the CLI."""
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -55,10 +55,16 @@ def test_write_read_round_trip(result, tmp_path):
         assert hdul["Z_BEST"].header["CTYPE1"] == "RA---TAN"
         assert "FLAGS" in hdul and "ZGRID" in hdul
     back = Redshift.read(path)
-    for name in ("z_best", "f_best", "sigma_f_best", "snr", "flags", "chi2_best", "z_second"):
+    for name in ("z_best", "f_best", "sigma_f_best", "snr", "flags", "chi2_best", "z_second",
+                 "delta_chi2", "template_index", "f_second"):
         np.testing.assert_array_equal(getattr(back, name), getattr(res, name))
+    for field in ("z", "f", "chi2", "score", "template", "index", "amplitudes"):
+        np.testing.assert_array_equal(back.candidates(field), res.candidates(field))
     np.testing.assert_array_equal(back.z, res.z)
     assert back.meta["weighting"] == "inverse_variance"
+    with fits.open(path) as hdul:
+        table = Table.read(hdul["CANDIDATES"])
+    assert len(table) == len(res.candidate_table())
     with pytest.raises(RuntimeError, match="read from a file"):
         back.ccf(0, 0)
     with pytest.raises(FileExistsError):
@@ -76,7 +82,7 @@ def test_kept_curves_round_trip(tmp_path):
     back = Redshift.read(tmp_path / "one.fits")
     assert back.spatial_shape == () and np.ndim(back.z_best) == 0
     z, f, sigma = back.ccf()
-    np.testing.assert_allclose(f, res.ccf()[1], rtol=1e-6)      # stored as float32
+    np.testing.assert_allclose(f, res.ccf()[1], rtol=1e-6, atol=1e-7)      # stored as float32
     np.testing.assert_allclose(sigma, res.ccf()[2], rtol=1e-6)
 
 
@@ -87,6 +93,23 @@ def test_ccf_index_errors(result):
     empty = np.argwhere(res.flags & Flag.NO_DATA)[0]
     z, f, sigma = res.ccf(*empty)
     assert np.all(np.isnan(f)) and np.all(np.isnan(sigma))
+
+
+def test_result_is_read_only_and_derives_its_maps(result):
+    res, _ = result
+    with pytest.raises(ValueError, match="read-only"):
+        res.z_best[0, 0] = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        res.candidates("z")[0, 0, 0] = 1.0
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(res.snr, res.f_best / res.sigma_f_best)
+    second = res.candidates("score")[..., 1] - res.candidates("score")[..., 0]
+    has = np.isfinite(second)
+    np.testing.assert_array_equal(res.delta_chi2[has], second[has])
+    assert np.all(np.isinf(res.delta_chi2[~has & (res.template_index >= 0)]))
+    with pytest.raises(AttributeError, match="no attribute or map"):
+        res.nonsense
+    assert set(("snr", "delta_chi2", "z_second")) <= set(res.map_names)
 
 
 def test_flag_helpers():
@@ -100,8 +123,11 @@ def test_cli_on_a_cube_file(tmp_path, capsys):
     cube, truth = datasets.make_cube((2, 3), z=0.35, snr=40, seed=2, wavelength=WAVE)
     write_muse_fits(cube, tmp_path / "cube.fits")
     out = tmp_path / "z.fits"
-    status = main([str(tmp_path / "cube.fits"), "--zmin", "0.3", "--zmax", "0.4", "--dlnz",
-                   "2e-4", "-o", str(out), "--table", str(tmp_path / "z.ecsv"),
+    template = tmp_path / "template.ecsv"
+    t = datasets.make_template()
+    Table({"wavelength": t.wavelength, "flux": t.flux}, meta={"MEDIUM": "vacuum"}).write(template)
+    status = main([str(tmp_path / "cube.fits"), "-t", str(template), "--zmin", "0.3", "--zmax",
+                   "0.4", "--dlnz", "2e-4", "-o", str(out), "--table", str(tmp_path / "z.ecsv"),
                    "--no-progress"])
     assert status == 0
     maps = Redshift.read(out)

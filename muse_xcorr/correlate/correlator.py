@@ -1,0 +1,602 @@
+"""The Correlator: one class for one template, a composite, or a set of them.
+
+``Correlator(templates, z).correlate(data)`` returns a
+`~muse_xcorr.Redshift`. For every batch of spectra and every template it
+searches for seeds on the device (:mod:`.search`), refines them in float64
+with the template's fitted model (:mod:`.model`), adds the redshifts at
+which the main line would be another line, and keeps the best candidates
+across all templates (:mod:`.candidates`). Every reported number of a
+spectrum -- z_best, f_best, sigma_f_best, chi2, delta_chi2, the flags, and
+later sigma_z by any method, p(z) and the Cramer-Rao bound -- comes from the
+same fitted model: the columns of its best template exactly as they were
+correlated (continuum-subtracted, spread by the line spread, a composite
+with its fitted amplitudes).
+"""
+import numpy as np
+import astropy.units as u
+
+from ..flags import Flag
+from ..grid import as_zgrid, default_zgrid
+from ..spectra import as_spectral_data
+from ..templates import Template
+from ..templates.composite import CompositeTemplate, as_components
+from ..templates.continuum import DEFAULT_WINDOW, continuum_subtraction
+from ..units import velocity_to_dlnz
+from ..backend import _tensorflow as backend
+from .candidates import hypothesis_centres, select_candidates
+from .model import Evaluation, PreparedTemplate, WorkingBatch, evaluate, window_covariance
+from .search import SearchGrid, refine, window_best
+
+__all__ = ["Correlator", "WEIGHTINGS", "SEARCHES"]
+
+#: The weightings the correlator knows.
+WEIGHTINGS = ("uniform", "inverse_variance")
+#: The searches over the redshift grid.
+SEARCHES = ("auto", "full", "coarse-to-fine")
+#: ``search="auto"`` searches the full grid up to this many redshifts, coarse-to-fine beyond.
+AUTO_FULL_LIMIT = 4000
+
+
+def _entries(templates):
+    """The template entries from what users pass: a Template, a composite, or a list."""
+    if templates is None:
+        from ..templates import default_set
+
+        templates = default_set()
+    if isinstance(templates, (Template, CompositeTemplate)):
+        templates = [templates]
+    entries = []
+    for item in templates:
+        if isinstance(item, tuple):  # the tuple form of a composite (free amplitudes)
+            item = CompositeTemplate(item)
+        if not isinstance(item, (Template, CompositeTemplate)):
+            raise TypeError(f"a template must be a muse_xcorr.Template or a "
+                            f"CompositeTemplate, got {type(item).__name__} (see "
+                            "Template.read / Template.from_spectrum)")
+        entries.append(item)
+    if not entries:
+        raise ValueError("no template given")
+    return entries
+
+
+class Correlator:
+    """Normalised cross-correlation of spectra with templates over a redshift grid.
+
+    Configure it once, then call :meth:`correlate` on a cube or a spectrum.
+    With no argument it is the package's measured best configuration for
+    MUSE spectra of unknown type (docs: "The one-line default").
+
+    Parameters
+    ----------
+    templates : `~muse_xcorr.Template`, `~muse_xcorr.templates.CompositeTemplate` or list
+        One template, or several: every spectrum gets the candidates of all
+        of them and the best one wins (``template_index``). Default
+        :func:`muse_xcorr.templates.default_set`.
+    z : array_like, optional
+        The redshift grid, e.g. from :func:`~muse_xcorr.zgrid`: increasing,
+        at least three values. Default :func:`~muse_xcorr.grid.default_zgrid`
+        (MUSE's whole range at 30 km/s).
+    weighting : {"inverse_variance", "uniform"}
+        ``"inverse_variance"`` (default): the correlation of spectra whitened
+        by their error; its maximum is the maximum-likelihood redshift
+        (chi2 = ||d||_w^2 (1 - f^2)) and it down-weights sky-line residuals.
+        ``"uniform"``: the plain f = sum(S T) / sqrt(sum S^2 sum T^2); its
+        chi2 and delta_chi2 are still the weighted chi2 of the model it fitted.
+    continuum : {"median", None}
+        Subtract a running median over ``continuum_window`` from the data
+        and, in its rest frame, from every template (default ``"median"``).
+    continuum_window : `~astropy.units.Quantity`
+        A velocity; default 6000 km/s.
+    lsf : "muse", `~astropy.units.Quantity`, float or None
+        The line spread applied to the template columns on the observed
+        grid (see :func:`muse_xcorr.templates.lsf.lsf_fwhm`); default the MUSE
+        LSF. None for templates already at the data's resolution.
+    search : {"auto", "full", "coarse-to-fine"}
+        ``"full"``: f over every redshift of ``z``. ``"coarse-to-fine"``:
+        over every ``coarse_factor``-th redshift with the template averaged
+        over each coarse step, then ``z`` itself in windows around the best
+        coarse maxima. ``"auto"`` (default): full up to 4000 redshifts.
+    coarse_factor : int
+        Fine steps per coarse step. Default 10.
+    n_seeds : int
+        Local maxima of each template's search score followed up. Default 8.
+    n_candidates : int
+        Candidates kept per spectrum (across templates). Default 5.
+    exclusion : `~astropy.units.Quantity`
+        Minimum velocity between two candidates. Default 1000 km/s.
+    composite_penalty : float
+        chi2 added to a candidate per free amplitude beyond the first.
+    ambiguity_threshold : float
+        AMBIGUOUS where delta_chi2 of the second candidate is below this
+        (Redrock's 9) ...
+    ambiguity_tolerance : float
+        ... or below this fraction of the best fit's chi2 improvement over
+        no signal (template mismatch at high S/N). Default 0.
+    batch_size : int
+        Spectra per matrix product; memory grows as batch_size x n_z.
+    dtype : {"float32", "float64"}
+        Precision of the search; reported values are always float64.
+    sigma_correction : bool
+        Apply the second-order correction to sigma_f (maths section 1b).
+    keep_ccf : bool
+        Keep f(z) and sigma_f(z) of every spectrum's best template over the
+        whole grid (float64, n_spectra x n_z each).
+    min_pixels : int
+        Spectra with fewer valid pixels are skipped (FEW_PIXELS).
+    min_coverage : float
+        LOW_COVERAGE where the best template covers less than this fraction
+        of the valid pixels at z_best.
+    """
+
+    def __init__(self, templates=None, z=None, *, weighting="inverse_variance",
+                 continuum="median", continuum_window=DEFAULT_WINDOW, lsf="muse",
+                 search="auto", coarse_factor=10, n_seeds=8, n_candidates=5,
+                 exclusion=1000 * u.km / u.s, composite_penalty=2.0, ambiguity_threshold=9.0,
+                 ambiguity_tolerance=0.0, batch_size=1024, dtype="float32",
+                 sigma_correction=True, keep_ccf=False, min_pixels=10, min_coverage=0.5):
+        self.templates = _entries(templates)
+        self.z = as_zgrid(default_zgrid() if z is None else z)
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        if str(dtype) not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        if search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
+        for name, value, low in (("batch_size", batch_size, 1), ("coarse_factor", coarse_factor, 2),
+                                 ("n_seeds", n_seeds, 1), ("n_candidates", n_candidates, 1),
+                                 ("min_pixels", min_pixels, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        exclusion = u.Quantity(exclusion, u.km / u.s)
+        if not exclusion.value >= 0:
+            raise ValueError(f"exclusion must be a non-negative velocity, got {exclusion}")
+        for name, value in (("min_coverage", min_coverage), ("composite_penalty",
+                                                             composite_penalty),
+                            ("ambiguity_threshold", ambiguity_threshold),
+                            ("ambiguity_tolerance", ambiguity_tolerance)):
+            if not np.isfinite(float(value)) or float(value) < 0:
+                raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+        self.weighting = weighting
+        self.continuum = continuum_subtraction(continuum, continuum_window)
+        self.lsf = lsf
+        self.search = search
+        self.coarse_factor = int(coarse_factor)
+        self.n_seeds = int(n_seeds)
+        self.n_candidates = int(n_candidates)
+        self.exclusion = exclusion
+        self.composite_penalty = float(composite_penalty)
+        self.ambiguity_threshold = float(ambiguity_threshold)
+        self.ambiguity_tolerance = float(ambiguity_tolerance)
+        self.batch_size = int(batch_size)
+        self.dtype = str(dtype)
+        self.sigma_correction = bool(sigma_correction)
+        self.keep_ccf = bool(keep_ccf)
+        self.min_pixels = int(min_pixels)
+        self.min_coverage = float(min_coverage)
+        self._prepared = {}
+
+    def __repr__(self):
+        names = ", ".join(self.names)
+        return (f"<Correlator [{names}], {self.z.size} redshifts {self.z[0]:.4f}-"
+                f"{self.z[-1]:.4f}, weighting={self.weighting!r}, continuum="
+                f"{None if self.continuum is None else self.continuum.method!r}, "
+                f"search={self.search_mode!r}>")
+
+    @property
+    def names(self):
+        """Template names in the order of ``template_index``."""
+        return [t.name or f"t{i}" for i, t in enumerate(self.templates)]
+
+    @property
+    def search_mode(self):
+        """The search actually used: ``"full"`` or ``"coarse-to-fine"``."""
+        if self.search == "auto":
+            return "full" if self.z.size <= AUTO_FULL_LIMIT else "coarse-to-fine"
+        return self.search
+
+    @property
+    def factor(self):
+        """Fine steps per step of the search grid (1 for the full search)."""
+        if self.search_mode == "full":
+            return 1
+        return min(self.coarse_factor, max(self.z.size // 3, 1))
+
+    @property
+    def max_components(self):
+        """The largest number of components of a template of the set."""
+        return max(len(as_components(t)[0]) for t in self.templates)
+
+    # ------------------------------------------------------------------ set-up
+    def prepare(self, data):
+        """The templates prepared on the data's grid (cached per grid and medium).
+
+        Returns
+        -------
+        prepared : list of `~muse_xcorr.correlate.model.PreparedTemplate` or None
+            None for a template that covers none of the data at any redshift.
+        """
+        data = as_spectral_data(data)
+        wave = data.spectral_axis
+        key = (wave.value.tobytes(), data.medium)
+        if key not in self._prepared:
+            prepared = []
+            for template in self.templates:
+                p = PreparedTemplate(template, wave, data.medium, self.z, self.continuum,
+                                     self.lsf)
+                prepared.append(p if p.covers_data() else None)
+            if all(p is None for p in prepared):
+                ranges = ", ".join(f"{t.name}" for t in self.templates)
+                raise ValueError(f"no template ({ranges}) covers the data's wavelengths "
+                                 f"({wave[0].value:.0f}-{wave[-1].value:.0f} A) at any "
+                                 f"redshift of the grid ({self.z[0]:.4f}-{self.z[-1]:.4f})")
+            grids = [None if p is None else SearchGrid(p, self.factor, self.dtype)
+                     for p in prepared]
+            self._prepared = {key: (prepared, grids)}  # one data grid at a time
+        return self._prepared[key][0]
+
+    def search_devices(self, data):
+        """The devices that hold the template columns of the search for ``data``'s grid."""
+        self.prepare(data)
+        grids = self._prepared[(as_spectral_data(data).spectral_axis.value.tobytes(),
+                                as_spectral_data(data).medium)][1]
+        return {block.rows.device for grid in grids if grid is not None
+                for *_, block in grid.blocks}
+
+    def working(self, data, rows):
+        """The spectra ``rows`` of ``data`` in the fit metric, continuum subtracted.
+
+        Parameters
+        ----------
+        data : `~muse_xcorr.MuseCube` or `~muse_xcorr.MuseSpectrum`
+        rows : ndarray of int or slice
+            Flat spaxel indices.
+
+        Returns
+        -------
+        work : `~muse_xcorr.correlate.model.WorkingBatch`
+        """
+        data = as_spectral_data(data)
+        batch = data.spectra_at(rows)
+        return WorkingBatch(batch, self.weighting, self.continuum, data.spectral_axis,
+                            self.min_pixels)
+
+    # ------------------------------------------------------------------ public
+    def correlate(self, data, *, progress=True):
+        """Correlate every spectrum of ``data`` with the templates.
+
+        Parameters
+        ----------
+        data : `~muse_xcorr.MuseCube`, `~muse_xcorr.MuseSpectrum` or `~specutils.Spectrum`
+            A specutils spectrum must state its medium (WCS CTYPE or
+            ``meta['medium']``) and carry an uncertainty.
+        progress : bool
+            Show a progress bar (tqdm) over the spectra.
+
+        Returns
+        -------
+        result : `~muse_xcorr.Redshift`
+        """
+        from ..result import Redshift
+
+        data = as_spectral_data(data)
+        prepared = self.prepare(data)
+        grids = self._prepared[(data.spectral_axis.value.tobytes(), data.medium)][1]
+        n = data.n_spectra
+        out = _Outputs(n, self.n_candidates, self.max_components,
+                       self.z.size if self.keep_ccf else 0)
+        bar = _progress_bar(n, progress)
+        try:
+            for start in range(0, n, self.batch_size):
+                batch = data.spectra(start, start + self.batch_size)
+                work = WorkingBatch(batch, self.weighting, self.continuum, data.spectral_axis,
+                                    self.min_pixels)
+                self._process(work, prepared, grids, out)
+                bar.update(len(batch))
+        finally:
+            bar.close()
+        meta = {"templates": ",".join(self.names), "weighting": self.weighting,
+                "continuum": "none" if self.continuum is None else
+                f"{self.continuum.method} {self.continuum.window.value:g} km/s",
+                "lsf": str(self.lsf), "search": self.search_mode,
+                "sigma_correction": self.sigma_correction, "medium": data.medium,
+                "exclusion_kms": float(self.exclusion.value),
+                "composite_penalty": self.composite_penalty,
+                "ambiguity_threshold": self.ambiguity_threshold,
+                "ambiguity_tolerance": self.ambiguity_tolerance}
+        return Redshift(out.maps, out.candidates, z=self.z, spatial_shape=data.spatial_shape,
+                        correlator=self, data=data, meta=meta, curves=out.curves)
+
+    def evaluate(self, data, rows, template_index, index, *, keep_models=False, work=None):
+        """The fitted model of each spectrum's template at grid indices (float64).
+
+        Parameters
+        ----------
+        data : `~muse_xcorr.MuseCube` or `~muse_xcorr.MuseSpectrum`
+        rows : ndarray of int (n,)
+            Flat spaxel indices.
+        template_index : ndarray of int (n,)
+            The template of each spectrum (e.g. ``result.template_index``).
+        index : ndarray of int (n, w)
+            Grid indices per spectrum.
+        keep_models : bool
+            Also return the unit model columns (for covariances).
+        work : `~muse_xcorr.correlate.model.WorkingBatch`, optional
+            The spectra (e.g. simulated copies); default those of ``data``.
+
+        Returns
+        -------
+        evaluation : `~muse_xcorr.correlate.model.Evaluation`
+        work : `~muse_xcorr.correlate.model.WorkingBatch`
+        """
+        prepared = self.prepare(data)
+        rows = np.asarray(rows, dtype=np.int64)
+        work = self.working(data, rows) if work is None else work
+        template_index = np.broadcast_to(np.asarray(template_index, dtype=np.int64),
+                                         rows.shape)
+        index = np.asarray(index, dtype=np.int64)
+        return _by_template(work, prepared, template_index, index, keep_models,
+                            self.sigma_correction), work
+
+    def window(self, data, rows, template_index, index, *, full_covariance=True):
+        """Exact float64 f and its covariance at grid indices, per spectrum's template.
+
+        The one place where the covariance of f is computed; the error
+        estimators call it (maths sections 1, 1b, 6).
+
+        Parameters
+        ----------
+        data : `~muse_xcorr.MuseCube` or `~muse_xcorr.MuseSpectrum`
+        rows, template_index, index
+            As :meth:`evaluate`.
+        full_covariance : bool
+            Covariance matrices (n, w, w), or only variances (n, w).
+
+        Returns
+        -------
+        f : ndarray (n, w)
+        cov : ndarray (n, w, w) or (n, w)
+        failed : ndarray of bool (n,)
+            The second-order correction did not apply (ZERR_UNRELIABLE).
+        """
+        evaluation, work = self.evaluate(data, rows, template_index, index,
+                                         keep_models=full_covariance)
+        if not full_covariance:
+            return evaluation.f, evaluation.variance, np.any(evaluation.failed, axis=1)
+        cov, failed = window_covariance(work, evaluation, correction=self.sigma_correction)
+        return evaluation.f, cov, failed
+
+    def fitted_model(self, data, rows, template_index, z, *, work=None):
+        """Each spectrum's fitted model at any redshift, in the working space of the fit.
+
+        Parameters
+        ----------
+        data, rows, template_index
+            As :meth:`evaluate`.
+        z : ndarray (n,)
+            A redshift per spectrum (e.g. z_best).
+        work : `~muse_xcorr.correlate.model.WorkingBatch`, optional
+
+        Returns
+        -------
+        flux : ndarray (n, n_pixel)
+            The model A m(z) (continuum-subtracted space, the data's unit).
+        amplitudes : ndarray (n, K_max)
+            The fitted amplitude of each component (NaN beyond a template's own).
+        work : `~muse_xcorr.correlate.model.WorkingBatch`
+        """
+        prepared = self.prepare(data)
+        rows = np.asarray(rows, dtype=np.int64)
+        work = self.working(data, rows) if work is None else work
+        z = np.asarray(z, dtype=float)
+        template_index = np.broadcast_to(np.asarray(template_index, dtype=np.int64),
+                                         rows.shape)
+        flux = np.zeros(work.flux.shape)
+        amplitudes = np.full((rows.size, self.max_components), np.nan)
+        for t in np.unique(template_index[template_index >= 0]):
+            members = np.flatnonzero(template_index == t)
+            p = prepared[t]
+            if p is None:
+                continue
+            columns = p.columns_at(z[members])            # (K, m, P)
+            ev = evaluate(work.subset(members), p, np.arange(members.size)[:, None],
+                          columns=lambda unique: columns[:, unique])
+            fitted = ev.amplitudes[:, 0]
+            flux[members] = np.einsum("gmp,mg->mp", columns, fitted)
+            amplitudes[members, :p.n_components] = fitted
+        return flux, amplitudes, work
+
+    # ------------------------------------------------------------------ internals
+    def _process(self, work, prepared, grids, out):
+        """Search, refine and rank the candidates of one batch; fill ``out``."""
+        n = len(work)
+        data32, weights32, patterns = work.search_arrays(self.dtype)
+        tensors = (backend.as_tensor(data32, self.dtype), backend.as_tensor(weights32, self.dtype),
+                   patterns)
+        half = int(np.ceil(1.5 * self.factor)) if self.factor > 1 else 0
+        pool, extrema = [], np.full((len(prepared), n, 2), np.nan)
+        n_refine = min(self.n_seeds, 3)
+        for t, (p, grid) in enumerate(zip(prepared, grids)):
+            if p is None:
+                continue
+            seeds, score, extrema[t] = grid.seeds(tensors[0], tensors[1], patterns,
+                                                  self.n_seeds)
+            if half:
+                seeds, score = window_best(tensors, p, seeds, half, self.dtype)
+                order = np.argsort(-np.where(seeds >= 0, score, -np.inf), axis=1,
+                                   kind="stable")
+                seeds = np.take_along_axis(seeds, order, axis=1)
+            seeds = np.where(work.skipped[:, None], -1, seeds[:, :n_refine])
+            found = refine(work, p, seeds, correction=self.sigma_correction)
+            found["template"] = np.full(seeds.shape, t)
+            pool.append(found)
+        pool = _merge(pool, self.max_components)
+        best = select_candidates(pool, 1, 0.0, self.composite_penalty)
+        pool = _merge([pool, self._hypotheses(work, prepared, tensors, best)],
+                      self.max_components)
+        exclusion = velocity_to_dlnz(self.exclusion)
+        candidates = select_candidates(pool, self.n_candidates, exclusion,
+                                       self.composite_penalty)
+        out.store(work, candidates, extrema, prepared, self)
+        if out.curves is not None:
+            out.store_curves(work, prepared, self)
+
+    def _hypotheses(self, work, prepared, tensors, best):
+        """Candidates at the redshifts where the best candidate's main line is another line."""
+        n = len(work)
+        template = best["template"][:, 0]
+        main = np.full(n, np.nan)
+        for t in np.unique(template[template >= 0]):
+            rows = template == t
+            main[rows] = prepared[t].main_line_wavelength(best["amplitudes"][rows, 0],
+                                                          best["z"][rows, 0])
+        centres, _ = hypothesis_centres(main, best["z"][:, 0], self.z)
+        # +-2e-3 (1 + z) around each hypothesis, in grid steps
+        step = np.median(np.diff(np.log1p(self.z)))
+        half = max(int(np.ceil(np.log1p(2e-3) / step)), 1)
+        parts = []
+        for t, p in enumerate(prepared):
+            if p is None or not np.any(centres >= 0):
+                continue
+            index, _ = window_best(tensors, p, centres, half, self.dtype)
+            index = np.where(work.skipped[:, None], -1, index)
+            found = refine(work, p, index, correction=self.sigma_correction)
+            found["template"] = np.full(index.shape, t)
+            parts.append(found)
+        return _merge(parts, self.max_components) if parts else _empty_pool(
+            n, self.max_components)
+
+
+def _merge(parts, k_max):
+    """Concatenate candidate pools along the candidate axis (amplitudes padded to k_max)."""
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        raise ValueError("no candidate pool to merge")
+    out = {}
+    for name in parts[0]:
+        values = []
+        for p in parts:
+            value = p[name]
+            if name == "amplitudes" and value.shape[-1] < k_max:
+                value = np.concatenate([value, np.full(value.shape[:-1] + (
+                    k_max - value.shape[-1],), np.nan)], axis=-1)
+            values.append(value)
+        out[name] = np.concatenate(values, axis=1)
+    return out
+
+
+def _empty_pool(n, k_max):
+    return {"index": np.full((n, 0), -1), "z": np.zeros((n, 0)), "f": np.zeros((n, 0)),
+            "chi2": np.zeros((n, 0)), "variance": np.zeros((n, 0)),
+            "failed": np.zeros((n, 0), bool), "at_edge": np.zeros((n, 0), bool),
+            "n_active": np.zeros((n, 0), np.int64), "amplitudes": np.zeros((n, 0, k_max)),
+            "template": np.zeros((n, 0), np.int64)}
+
+
+def _by_template(work, prepared, template_index, index, keep_models, correction):
+    """`evaluate` with each spectrum's own template; results in the spectra's order."""
+    n, w = index.shape
+    k_max = max(p.n_components for p in prepared if p is not None)
+    out = Evaluation()
+    out.f = np.full((n, w), np.nan)
+    out.amplitudes = np.full((n, w, k_max), np.nan)
+    out.chi2 = np.full((n, w), np.nan)
+    out.variance = np.full((n, w), np.nan)
+    out.failed = np.zeros((n, w), bool)
+    out.n_active = np.zeros((n, w), np.int64)
+    out.models = np.zeros((n, w, work.flux.shape[1])) if keep_models else None
+    for t in np.unique(template_index[template_index >= 0]):
+        if prepared[t] is None:
+            continue
+        members = np.flatnonzero(template_index == t)
+        ev = evaluate(work.subset(members), prepared[t], index[members],
+                      keep_models=keep_models, correction=correction)
+        for name in ("f", "chi2", "variance", "failed", "n_active"):
+            getattr(out, name)[members] = getattr(ev, name)
+        out.amplitudes[members, :, :ev.amplitudes.shape[-1]] = ev.amplitudes
+        if keep_models:
+            out.models[members] = ev.models
+    return out
+
+
+class _Outputs:
+    """The flat per-spectrum maps and candidate arrays being filled batch by batch."""
+
+    def __init__(self, n, n_candidates, k_max, n_z):
+        self.n = n
+        self.maps = {}
+        self.candidates = {}
+        self.shapes = (n_candidates, k_max)
+        self.curves = None if not n_z else {"ccf_f": np.full((n, n_z), np.nan),
+                                            "ccf_sigma": np.full((n, n_z), np.nan)}
+
+    def _put(self, store, name, rows, value):
+        value = np.asarray(value)
+        if name not in store:
+            shape = (self.n,) + value.shape[1:]
+            fill = np.nan if value.dtype.kind == "f" else (False if value.dtype.kind == "b"
+                                                           else -1)
+            store[name] = np.full(shape, fill, dtype=value.dtype)
+        store[name][rows] = value
+
+    def store(self, work, candidates, extrema, prepared, correlator):
+        rows = slice(work.start, work.stop)
+        n = len(work)
+        best = candidates["template"][:, 0]
+        has = best >= 0
+        index = candidates["index"][:, 0]
+        z_best = candidates["z"][:, 0]
+        coverage = np.zeros(n)
+        lowest = np.full(n, np.nan)
+        highest = np.full(n, np.nan)
+        for t in np.unique(best[has]):
+            members = best == t
+            coverage[members] = prepared[t].coverage(z_best[members], work.valid[members])
+            highest[members], lowest[members] = extrema[t, members, 0], extrema[t, members, 1]
+        no_data = (work.n_valid == 0) | ~(work.norm2 > 0)
+        flags = np.zeros(n, dtype=np.int32)
+        flags[no_data] |= Flag.NO_DATA
+        flags[work.skipped & ~no_data] |= Flag.FEW_PIXELS
+        flags[~has & ~work.skipped] |= Flag.NO_DATA  # no template gave a candidate
+        flags[work.bad_variance] |= Flag.BAD_VARIANCE
+        flags[has & candidates["at_edge"][:, 0]] |= Flag.EDGE
+        single = np.array([p is not None and p.n_components == 1 for p in prepared])
+        negative = has & single[np.maximum(best, 0)] & (-lowest > highest)
+        flags[negative] |= Flag.NEGATIVE_PEAK
+        flags[has & (coverage < correlator.min_coverage)] |= Flag.LOW_COVERAGE
+        sigma = candidates["sigma_f"][:, 0]
+        flags[has & (candidates["failed"][:, 0] | ~(sigma > 0))] |= Flag.ZERR_UNRELIABLE
+        second = candidates["delta_chi2"][:, 1] if candidates["delta_chi2"].shape[1] > 1 \
+            else np.full(n, np.nan)
+        delta = np.where(has & np.isnan(second), np.inf, second)
+        improvement = work.norm2_w - candidates["chi2"][:, 0]
+        limit = np.maximum(correlator.ambiguity_threshold,
+                           correlator.ambiguity_tolerance * np.nan_to_num(improvement))
+        flags[has & (delta < limit)] |= Flag.AMBIGUOUS
+        maps = {"template_index": np.where(has, best, -1).astype(np.int32),
+                "best_index": np.where(has, index, -1).astype(np.int64),
+                "z_best": z_best, "f_best": candidates["f"][:, 0], "sigma_f_best": sigma,
+                "chi2_best": candidates["chi2"][:, 0], "norm2": work.norm2_w,
+                "coverage": np.where(has, coverage, np.nan), "n_valid": work.n_valid,
+                "f_max": highest, "f_min": lowest, "flags": flags}
+        for name, value in maps.items():
+            self._put(self.maps, name, rows, value)
+        for name, value in candidates.items():
+            self._put(self.candidates, name, rows, value)
+
+    def store_curves(self, work, prepared, correlator):
+        rows = np.arange(work.start, work.stop)
+        best = self.maps["template_index"][rows]
+        n_z = correlator.z.size
+        for start in range(0, n_z, 2048):
+            index = np.broadcast_to(np.arange(start, min(start + 2048, n_z)),
+                                    (rows.size, min(2048, n_z - start)))
+            ev = _by_template(work, prepared, best, index, False, correlator.sigma_correction)
+            self.curves["ccf_f"][rows, start:start + index.shape[1]] = ev.f
+            self.curves["ccf_sigma"][rows, start:start + index.shape[1]] = np.sqrt(ev.variance)
+
+
+def _progress_bar(total, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="spec", desc="muse-xcorr", disable=not enabled,
+                leave=False, dynamic_ncols=True)

@@ -1,0 +1,229 @@
+"""The search for candidate redshifts: seeds on the device, candidates in float64.
+
+For one batch of spectra and one prepared template:
+
+1. **Seeds** (:class:`SearchGrid`, on the device, hot-path dtype): the
+   template's score over its search grid -- f for a single template, the
+   non-negative composite sqrt(sum_g max(f_g, 0)^2) for a composite (an
+   upper bound of its bounded fit) -- and its best local maxima. The search
+   grid is the redshift grid itself (``search="full"``), or every
+   ``factor``-th redshift with the template box-averaged over each coarse
+   step (``"coarse-to-fine"``), so that a peak narrower than the step still
+   shows.
+2. **Windows** (:func:`window_best`): the score with the bounded fit on the
+   fine grid, in windows around given centres (the coarse seeds, or the
+   redshifts another line identification implies), and the best sample of
+   each window.
+3. **Refinement** (:func:`refine`, float64, :func:`~muse_xcorr.correlate.model.evaluate`):
+   the best sample confirmed as a local maximum of the exact f (moved to a
+   better neighbour if the hot path picked a wrong one), the redshift
+   refined by the parabola through it and its neighbours
+   (:func:`~muse_xcorr.statistics.refine_on_grid`), with its chi2, amplitudes
+   and sigma_f.
+"""
+import numpy as np
+
+from ..backend import _tensorflow as backend
+from ..statistics import refine_on_grid
+from ..templates.composite import fit_amplitudes
+from .model import evaluate
+
+__all__ = ["SearchGrid", "window_best", "refine", "MAX_BLOCK_COLUMNS"]
+
+#: Columns per device block of a search grid (bounds the (spectra x columns) products).
+MAX_BLOCK_COLUMNS = 16384
+
+
+class SearchGrid:
+    """A template's columns on its search grid, held by the backend in blocks.
+
+    Parameters
+    ----------
+    prepared : `~muse_xcorr.correlate.model.PreparedTemplate`
+    factor : int
+        1 for the full grid; else the coarse step in fine steps.
+    dtype : str
+        Hot-path dtype.
+    """
+
+    def __init__(self, prepared, factor, dtype):
+        self.factor = int(factor)
+        self.n_components = prepared.n_components
+        if self.factor == 1:
+            generators, self.centres = prepared.fine, np.arange(prepared.z.size)
+        else:
+            generators, self.centres = prepared.coarse(self.factor)
+        n = self.centres.size
+        per_block = max(MAX_BLOCK_COLUMNS // self.n_components, 3)
+        self.blocks = []
+        for low in range(0, n, per_block):
+            # one column of halo on each side, so that local maxima at block edges are right
+            first, stop = max(low - 1, 0), min(low + per_block + 1, n)
+            index = np.arange(first, stop)
+            rows = np.concatenate([g.at_indices(index, np.dtype(dtype)) for g in generators])
+            self.blocks.append((first, low, min(low + per_block, n),
+                                backend.Columns(rows, dtype)))
+
+    @property
+    def nbytes(self):
+        return sum(block[3].nbytes for block in self.blocks)
+
+    def seeds(self, data, weights, pattern_of_row, n_seeds):
+        """The best ``n_seeds`` local maxima of the score per spectrum, on the fine grid.
+
+        Returns
+        -------
+        index : ndarray (n, n_seeds) of int
+            Fine grid indices (-1: none).
+        score : ndarray (n, n_seeds)
+        extrema : ndarray (n, 2)
+            The largest and the smallest score over the grid.
+        """
+        found_index, found_score, extrema = [], [], None
+        for first, low, stop, columns in self.blocks:
+            index, score, ext = backend.entry_seeds(data, weights, pattern_of_row, columns,
+                                                    self.n_components, n_seeds)
+            position = index + first
+            inside = (index >= 0) & (position >= low) & (position < stop)
+            found_index.append(np.where(inside, position, -1))
+            found_score.append(np.where(inside, score, -np.inf))
+            extrema = ext if extrema is None else np.stack(
+                [np.maximum(extrema[:, 0], ext[:, 0]), np.minimum(extrema[:, 1], ext[:, 1])], 1)
+        index = np.concatenate(found_index, axis=1)
+        score = np.concatenate(found_score, axis=1)
+        order = np.argsort(-score, axis=1, kind="stable")[:, :n_seeds]
+        index = np.take_along_axis(index, order, axis=1)
+        score = np.take_along_axis(score, order, axis=1)
+        index = np.where(index >= 0, self.centres[np.maximum(index, 0)], -1)
+        return index, score, extrema
+
+
+def window_best(search_arrays, prepared, centres, half, dtype):
+    """The best fine-grid sample of the bounded score in windows around ``centres``.
+
+    Parameters
+    ----------
+    search_arrays : tuple
+        ``(data, weights, pattern_of_row)`` of the batch in the hot-path
+        dtype (:meth:`~muse_xcorr.correlate.model.WorkingBatch.search_arrays`),
+        data and weights as backend tensors.
+    prepared : `~muse_xcorr.correlate.model.PreparedTemplate`
+    centres : ndarray (n, s) of int
+        Fine grid indices (-1: no window).
+    half : int
+        Half-width of each window in fine steps.
+    dtype : str
+
+    Returns
+    -------
+    index : ndarray (n, s) of int
+        The best sample of each window (-1 where there is no window).
+    score : ndarray (n, s)
+        Its score (-inf where none).
+    """
+    data, weights, pattern_of_row = search_arrays
+    n_z = prepared.z.size
+    offsets = np.arange(-half, half + 1)
+    has = centres >= 0
+    window = np.clip(np.where(has, centres, 0)[..., None] + offsets, 0, n_z - 1)
+    unique = np.unique(window[has])
+    if unique.size == 0:
+        return np.full(centres.shape, -1), np.full(centres.shape, -np.inf)
+    position = np.where(has[..., None], np.searchsorted(unique, window), -1)
+    a = np.zeros(window.shape + (prepared.n_components,))
+    b = np.zeros_like(a)
+    for g, generator in enumerate(prepared.fine):
+        tf = backend.tensorflow()
+        rows = tf.constant(generator.at_indices(unique, np.dtype(dtype)))
+        a[..., g], b[..., g] = backend.window_sums(data, weights, pattern_of_row, rows,
+                                                   position)
+    tiny = np.finfo(np.dtype(dtype)).tiny * 1e6
+    b = np.where(np.isfinite(b) & (b > tiny), b, 0.0)
+    a = np.where(np.isfinite(a), a, 0.0)
+    if prepared.n_components == 1:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = np.where(b[..., 0] > 0, a[..., 0] / np.sqrt(b[..., 0]), -np.inf)
+    else:
+        amplitude = fit_amplitudes(a, b, prepared.lower, prepared.upper)
+        inner = np.sum(amplitude * a, axis=-1)
+        model2 = np.sum(amplitude * amplitude * b, axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = np.where(model2 > 0, inner / np.sqrt(model2), 0.0)
+        score = np.where(np.any(b > 0, axis=-1), score, -np.inf)
+    score = np.where(has[..., None], score, -np.inf)
+    best = np.argmax(score, axis=-1)
+    index = np.take_along_axis(window, best[..., None], axis=-1)[..., 0]
+    value = np.take_along_axis(score, best[..., None], axis=-1)[..., 0]
+    return np.where(has & np.isfinite(value), index, -1), np.where(has, value, -np.inf)
+
+
+def refine(work, prepared, index, *, correction=True, max_moves=4):
+    """Candidates in float64 at fine grid indices: confirmed, refined, with their fit.
+
+    Parameters
+    ----------
+    work : `~muse_xcorr.correlate.model.WorkingBatch`
+    prepared : `~muse_xcorr.correlate.model.PreparedTemplate`
+    index : ndarray (n, s) of int
+        Starting grid indices (-1: no candidate).
+    correction : bool
+        Second-order correction of sigma_f.
+    max_moves : int
+        Steps the index may move to a better neighbour.
+
+    Returns
+    -------
+    found : dict of ndarray (n, s)
+        ``index``, ``z`` (refined), ``f``, ``chi2``, ``variance``,
+        ``failed``, ``at_edge``, ``n_active`` and ``amplitudes`` (n, s, K);
+        NaN / -1 where there is no candidate.
+    """
+    n, s = index.shape
+    n_z = prepared.z.size
+    has = index >= 0
+    k = np.where(has, index, 0).astype(np.int64)
+    stencil = np.array([-1, 0, 1])
+    ev = _stencil(work, prepared, k, correction)
+    for _ in range(max_moves):
+        around = np.clip(k[..., None] + stencil, 0, n_z - 1)
+        f = np.where(around == k[..., None], -np.inf, ev.f)  # a clipped copy of the centre
+        f[..., 1] = ev.f[..., 1]
+        step = np.argmax(np.nan_to_num(f, nan=-np.inf), axis=-1) - 1
+        moved = (step != 0) & has
+        if not moved.any():
+            break
+        rows, slots = np.nonzero(moved)
+        k[rows, slots] += step[rows, slots]
+        again = _stencil(work.subset(rows), prepared, k[rows, slots][:, None], correction)
+        for name in ("f", "chi2", "variance", "failed", "n_active", "amplitudes"):
+            getattr(ev, name)[rows, slots] = getattr(again, name)[:, 0]
+    z, at_edge = refine_on_grid(prepared.z, k, np.nan_to_num(ev.f, nan=0.0))
+    centre = 1
+    found = {"index": np.where(has, k, -1), "z": np.where(has, z, np.nan),
+             "f": np.where(has, ev.f[..., centre], np.nan),
+             "chi2": np.where(has, ev.chi2[..., centre], np.nan),
+             "variance": np.where(has, ev.variance[..., centre], np.nan),
+             "failed": has & ev.failed[..., centre], "at_edge": has & at_edge,
+             "n_active": np.where(has, ev.n_active[..., centre], 0),
+             "amplitudes": np.where(has[..., None], ev.amplitudes[..., centre, :], np.nan)}
+    return found
+
+
+class _Stencil:
+    """`evaluate` results reshaped to (n, s, 3)."""
+
+
+def _stencil(work, prepared, k, correction):
+    """`evaluate` at k - 1, k, k + 1 for every (spectrum, slot): arrays (n, s, 3)."""
+    n, s = k.shape
+    n_z = prepared.z.size
+    around = np.clip(k[..., None] + np.array([-1, 0, 1]), 0, n_z - 1)
+    ev = evaluate(work, prepared, around.reshape(n, s * 3), correction=correction)
+    out = _Stencil()
+    out.f = ev.f.reshape(n, s, 3)
+    out.chi2 = ev.chi2.reshape(n, s, 3)
+    out.variance = ev.variance.reshape(n, s, 3)
+    out.failed = ev.failed.reshape(n, s, 3)
+    out.n_active = ev.n_active.reshape(n, s, 3)
+    out.amplitudes = ev.amplitudes.reshape(n, s, 3, -1)
+    return out

@@ -1,0 +1,340 @@
+"""Template columns: a rest-frame template redshifted and averaged over observed pixels.
+
+The correlator never resamples the data; it evaluates the template, for
+each redshift z_k, as its mean over every observed pixel's rest-frame
+interval [e_j, e_{j+1}] / (1 + z_k) (e: the pixel edges in vacuum; maths
+section 1). That mean is a difference of the template's running integral,
+
+    T_jk = (1 + z_k) [C(e_{j+1} / (1 + z_k)) - C(e_j / (1 + z_k))] / (e_{j+1} - e_j).
+
+:class:`LogTable` holds a template as a piecewise-linear function on nodes
+uniform in ln(lambda), with its exact running integral C at the nodes, so
+that the node below any wavelength is found by arithmetic instead of a
+search, and C between nodes is the exact integral of the linear segment.
+Everything the correlator does to a template in its rest frame happens on
+this table, once: continuum subtraction with a window in velocity
+(:mod:`.continuum`), and the box smoothing of the coarse search grid
+(:meth:`LogTable.box_smoothed`: averaging the columns of a coarse step over
+its fine redshifts is exactly the template smoothed by a box in ln(lambda)).
+:class:`ColumnGenerator` then evaluates columns at any redshifts on one
+observed grid, and applies the line spread of the instrument there
+(:mod:`.lsf`), where it is defined.
+
+The table approximates the user's template by linear interpolation between
+nodes :data:`TABLE_STEP_KMS` apart: finer than any template feature that an
+observed pixel (55--80 km/s on MUSE) resolves; ``tests/test_resample.py``
+measures the difference to the exact bin average of the original template.
+"""
+import numpy as np
+import astropy.units as u
+
+from ..units import C_KMS, convert_medium
+
+__all__ = ["TABLE_STEP_KMS", "LogTable", "ColumnGenerator", "observed_vacuum_edges",
+           "generator_for", "log_step_for"]
+
+#: Node spacing of a `LogTable`, km/s (at most; it divides the redshift step exactly).
+TABLE_STEP_KMS = 4.0
+
+#: Redshifts evaluated at a time by :meth:`ColumnGenerator.columns` (bounds temporaries).
+_CHUNK = 256
+
+
+def _pixel_edges(centres):
+    centres = np.asarray(centres, dtype=float)
+    mid = 0.5 * (centres[1:] + centres[:-1])
+    return np.concatenate([[2 * centres[0] - mid[0]], mid, [2 * centres[-1] - mid[-1]]])
+
+
+def observed_vacuum_edges(wavelength, medium, pad=0):
+    """Pixel edges of an observed grid in vacuum Angstrom, extended by ``pad`` pixels each side.
+
+    Parameters
+    ----------
+    wavelength : `~astropy.units.Quantity`, shape (n_pixel,)
+        Pixel centres, increasing.
+    medium : {"air", "vacuum"}
+        Medium of ``wavelength``.
+    pad : int
+        Extra pixels on each side (same step as the end pixels), for the
+        line-spread convolution at the grid's ends.
+
+    Returns
+    -------
+    edges : ndarray, shape (n_pixel + 2 pad + 1,)
+    """
+    edges = _pixel_edges(u.Quantity(wavelength).to_value(u.AA))
+    if pad:
+        low = edges[0] - (edges[1] - edges[0]) * np.arange(pad, 0, -1)
+        high = edges[-1] + (edges[-1] - edges[-2]) * np.arange(1, pad + 1)
+        edges = np.concatenate([low, edges, high])
+    return convert_medium(edges * u.AA, medium, "vacuum").to_value(u.AA)
+
+
+class LogTable:
+    """A rest-frame template on nodes uniform in ln(lambda), with its exact running integral.
+
+    Parameters
+    ----------
+    x0 : float
+        ln of the first node's vacuum wavelength (Angstrom).
+    step : float
+        Node spacing in ln(lambda).
+    values : ndarray (n_nodes,)
+        The template at the nodes.
+    cumulative : ndarray (n_nodes,)
+        Its integral from the first node to each node (Angstrom x flux).
+
+    Notes
+    -----
+    Between two nodes the template is linear, starting from the left node's
+    value, with the slope that makes its integral over the cell the exact
+    one (``cumulative``): the running integral is then exact at every node
+    and quadratic in between, whatever the sampling of the template the
+    table came from. Build one with :meth:`from_template`.
+    """
+
+    def __init__(self, x0, step, values, cumulative, support=None):
+        self.x0 = float(x0)
+        self.step = float(step)
+        self.values = np.ascontiguousarray(values, dtype=float)
+        self.cumulative = np.ascontiguousarray(cumulative, dtype=float)
+        if self.values.ndim != 1 or self.values.size < 2 or \
+                self.cumulative.shape != self.values.shape:
+            raise ValueError("a LogTable needs at least two nodes and one integral per node")
+        self.wavelength = np.exp(self.x0 + self.step * np.arange(self.values.size))
+        widths = np.diff(self.wavelength)
+        mean = np.diff(self.cumulative) / widths
+        slope = np.append(2.0 * (mean - self.values[:-1]) / widths, 0.0)
+        # C(lambda_i + delta) = C_i + delta (T_i + slope_i delta / 2), delta = lambda_i c:
+        # the three per-node terms of C in powers of c (ColumnGenerator's fast path)
+        self._terms = np.stack([self.cumulative, self.wavelength * self.values,
+                                0.5 * slope * self.wavelength ** 2])
+        self._slope = slope
+        #: The rest wavelength range where the template is defined (zero outside).
+        self.support = (self.wavelength[0], self.wavelength[-1]) if support is None else \
+            (float(support[0]), float(support[1]))
+
+    @classmethod
+    def from_template(cls, template, x_range, step):
+        """Tabulate a template (linear between its own nodes, zero outside) on a log grid.
+
+        Parameters
+        ----------
+        template : `~muse_xcorr.Template`
+        x_range : (float, float)
+            ln(lambda / Angstrom) range to cover (vacuum, rest frame); the
+            table extends two nodes beyond it on each side.
+        step : float
+            Node spacing in ln(lambda).
+        """
+        rest = template.vacuum_wavelength()
+        flux = template.flux
+        low, high = float(x_range[0]) - 2 * step, float(x_range[1]) + 2 * step
+        n = int(np.ceil((high - low) / step)) + 1
+        nodes = np.exp(low + step * np.arange(n))
+        values = np.interp(nodes, rest, flux, left=0.0, right=0.0)
+        # the exact integral of the piecewise-linear template up to each node
+        segment = np.concatenate([[0.0], np.cumsum(np.diff(rest) * 0.5 * (flux[1:] + flux[:-1]))])
+        index = np.clip(np.searchsorted(rest, nodes, side="right") - 1, 0, rest.size - 2)
+        offset = np.clip(nodes - rest[index], 0.0, rest[index + 1] - rest[index])
+        slope = (flux[index + 1] - flux[index]) / (rest[index + 1] - rest[index])
+        cumulative = segment[index] + flux[index] * offset + 0.5 * slope * offset ** 2
+        cumulative = np.where(nodes < rest[0], 0.0, cumulative)
+        return cls(low, step, values, cumulative, support=(rest[0], rest[-1]))
+
+    def __len__(self):
+        return self.values.size
+
+    def minus(self, smooth):
+        """The table minus a smooth function (e.g. a continuum) sampled at its nodes.
+
+        ``smooth`` is linear between nodes and zero outside the template's
+        support, where it is integrated exactly (so that the ends of the
+        template leave no step).
+        """
+        smooth = np.asarray(smooth, dtype=float)
+        low, high = self.support
+        lam = self.wavelength
+        a, b = np.clip(lam[:-1], low, high), np.clip(lam[1:], low, high)
+        width = lam[1:] - lam[:-1]
+        slope = (smooth[1:] - smooth[:-1]) / width
+
+        def value(x):  # the linear interpolant of the cell at x
+            return smooth[:-1] + slope * (x - lam[:-1])
+
+        cell = np.where(b > a, 0.5 * (b - a) * (value(a) + value(b)), 0.0)
+        integral = np.concatenate([[0.0], np.cumsum(cell)])
+        inside = (lam >= low) & (lam <= high)
+        return LogTable(self.x0, self.step, self.values - np.where(inside, smooth, 0.0),
+                        self.cumulative - integral, support=self.support)
+
+    def shift_average(self, shifts):
+        """The mean of the template shifted by ``shifts`` nodes in ln(lambda): a box smoothing.
+
+        The mean of a column over the redshifts ``z_k e^(o h)`` of a coarse
+        step is the column of this table with shifts ``o h / step``
+        (module notes); the running integral of a shifted copy is
+        ``e^(o s) C(lambda e^(-o s))``, exact at the nodes.
+        """
+        shifts = np.asarray(shifts, dtype=np.int64)
+        values = np.zeros_like(self.values)
+        cumulative = np.zeros_like(self.cumulative)
+        n = self.values.size
+        for shift in shifts:
+            source = np.clip(np.arange(n) - shift, 0, n - 1)
+            values += self.values[source]
+            cumulative += np.exp(shift * self.step) * self.cumulative[source]
+        return LogTable(self.x0, self.step, values / shifts.size, cumulative / shifts.size,
+                        support=self.support)
+
+    def integral(self, wavelength):
+        """The running integral C at vacuum rest wavelengths (Angstrom), any shape."""
+        lam = np.asarray(wavelength, dtype=float)
+        position = (np.log(lam) - self.x0) / self.step
+        last = self.values.size - 1
+        i = np.clip(np.floor(position).astype(np.int64), 0, last)
+        delta = np.where(position < last, np.clip(lam - self.wavelength[i], 0.0, None), 0.0)
+        out = self.cumulative[i] + delta * (self.values[i] + 0.5 * self._slope[i] * delta)
+        return np.where(position < 0, 0.0, out)
+
+
+class ColumnGenerator:
+    """Columns of one rest-frame table on one observed grid and redshift grid, with the LSF.
+
+    Parameters
+    ----------
+    table : `LogTable`
+    edges : ndarray
+        Vacuum pixel edges of the observed grid, padded by ``kernel``'s
+        half-width on each side (:func:`observed_vacuum_edges`).
+    z : ndarray
+        The redshift grid. When it is uniform in ln(1 + z) with a step that
+        is a whole number of table steps, the columns at grid indices
+        (:meth:`at_indices`) are gathered at fixed offsets (fast path).
+    kernel : ndarray (n_pixel, 2 h + 1) or None
+        Line-spread weights of each observed pixel over its neighbours
+        (:func:`muse_xcorr.templates.lsf.band_kernel`), or None.
+    """
+
+    def __init__(self, table, edges, z, kernel=None):
+        self.table = table
+        self.edges = np.asarray(edges, dtype=float)
+        self.z = np.asarray(z, dtype=float)
+        self.kernel = kernel
+        self.half = 0 if kernel is None else (kernel.shape[1] - 1) // 2
+        self.n_pixel = self.edges.size - 1 - 2 * self.half
+        self._widths = np.diff(self.edges)
+        nonzero = np.flatnonzero(table.values)
+        self.support = (table.wavelength[nonzero[0]], table.wavelength[nonzero[-1]]) \
+            if nonzero.size else (np.inf, -np.inf)
+        y = np.log1p(self.z)
+        steps = np.diff(y) / table.step
+        self._fast = None
+        if steps.size and np.allclose(steps, np.round(steps[0]), rtol=0, atol=1e-6) and \
+                round(steps[0]) >= 1:
+            position = (np.log(self.edges) - y[0] - table.x0) / table.step
+            first = np.floor(position).astype(np.int64)
+            fraction = position - first
+            self._fast = (first, int(round(steps[0])), np.expm1(fraction * table.step))
+
+    def at_indices(self, index, dtype=np.float64):
+        """The columns at grid indices ``index``, one row per index: (len(index), n_pixel)."""
+        index = np.atleast_1d(np.asarray(index, dtype=np.int64))
+        if self._fast is None:
+            return self.at_redshifts(self.z[index], dtype)
+        first, stride, c = self._fast
+        terms = self.table._terms
+        out = np.empty((index.size, self.n_pixel), dtype=dtype)
+        inverse_width = 1.0 / self._widths
+        for start in range(0, index.size, _CHUNK):
+            k = index[start:start + _CHUNK]
+            node = first[None, :] - (k * stride)[:, None]
+            np.clip(node, 0, terms.shape[1] - 1, out=node)
+            integral = np.take(terms[2], node)
+            integral *= c
+            integral += np.take(terms[1], node)
+            integral *= c
+            integral += np.take(terms[0], node)
+            part = np.diff(integral, axis=1)
+            part *= inverse_width
+            part *= (1.0 + self.z[k])[:, None]
+            out[start:start + _CHUNK] = self._spread(part)
+        return out
+
+    def at_redshifts(self, z, dtype=np.float64):
+        """The columns at any redshifts ``z``, one row per redshift: (len(z), n_pixel)."""
+        z = np.atleast_1d(np.asarray(z, dtype=float))
+        out = np.empty((z.size, self.n_pixel), dtype=dtype)
+        for start in range(0, z.size, _CHUNK):
+            scale = 1.0 + z[start:start + _CHUNK, None]
+            integral = self.table.integral(self.edges[None, :] / scale)
+            out[start:start + _CHUNK] = self._spread(np.diff(integral, axis=1) *
+                                                     (scale / self._widths))
+        return out
+
+    def _spread(self, rows):
+        return rows if self.kernel is None else _band(rows, self.kernel, self.half)
+
+    def covers(self, z):
+        """Whether the template's support reaches into the observed grid at each z."""
+        z = np.asarray(z, dtype=float)
+        low, high = self.support
+        return (low * (1 + z) < self.edges[-1 - self.half]) & \
+            (high * (1 + z) > self.edges[self.half])
+
+
+def _band(rows, kernel, half):
+    """Apply a per-pixel band kernel to padded rows: (n, n_pixel + 2 half) -> (n, n_pixel)."""
+    n_pixel = kernel.shape[0]
+    out = np.zeros((rows.shape[0], n_pixel))
+    for offset in range(2 * half + 1):
+        out += rows[:, offset:offset + n_pixel] * kernel[:, offset]
+    return out
+
+
+def log_step_for(dlnz):
+    """The node spacing of a `LogTable` for a redshift step: dlnz / m, at most TABLE_STEP_KMS."""
+    limit = TABLE_STEP_KMS / C_KMS
+    if not dlnz > 0:
+        return limit
+    return dlnz / max(int(np.ceil(dlnz / limit - 1e-9)), 1)
+
+
+def generator_for(template, wavelength, medium, z, *, continuum=None, lsf=None):
+    """The `ColumnGenerator` of one template on an observed grid for redshifts ``z``.
+
+    The rest-frame table covers every redshift of ``z``; the continuum (a
+    `~muse_xcorr.templates.continuum.ContinuumSubtraction`) is subtracted
+    from it, and the line spread (a resolution specification,
+    :func:`~muse_xcorr.templates.lsf.lsf_fwhm`) applied to the columns.
+
+    Parameters
+    ----------
+    template : `~muse_xcorr.Template`
+    wavelength : `~astropy.units.Quantity`
+        Observed pixel centres.
+    medium : {"air", "vacuum"}
+        Their medium.
+    z : array_like
+        The redshifts (a grid uniform in ln(1 + z) gets the fast path).
+    continuum, lsf : optional
+
+    Returns
+    -------
+    generator : `ColumnGenerator`
+    """
+    from .lsf import band_kernel
+
+    z = np.atleast_1d(np.asarray(z, dtype=float))
+    kernel = None if lsf is None else band_kernel(wavelength, lsf)
+    pad = 0 if kernel is None else (kernel.shape[1] - 1) // 2
+    edges = observed_vacuum_edges(wavelength, medium, pad=pad)
+    y = np.log1p(z)
+    steps = np.diff(y)
+    step = log_step_for(float(np.min(steps)) if steps.size else 0.0)
+    x_range = (np.log(edges[0]) - y.max(), np.log(edges[-1]) - y.min())
+    table = LogTable.from_template(template, x_range, step)
+    if continuum is not None:
+        table = continuum.subtract_from_table(table)
+    return ColumnGenerator(table, edges, z, kernel)

@@ -1,0 +1,81 @@
+"""Template columns from the log table against the exact bin average of the template."""
+import numpy as np
+import pytest
+import astropy.units as u
+
+from muse_xcorr import Template, datasets, zgrid
+from muse_xcorr.templates import pixel_edges
+from muse_xcorr.templates.resample import (LogTable, generator_for, log_step_for,
+                                           observed_vacuum_edges)
+from muse_xcorr.tests.reference import reference_bin_average
+from muse_xcorr.units import C_KMS, convert_medium
+
+
+@pytest.mark.parametrize("step", [0.3, 5.0])   # finer and coarser than the 1.25 A data
+def test_columns_are_the_bin_average_of_the_template(step):
+    """Within 3e-4 of the column's peak (2e-5 for a template smooth on the table's scale)."""
+    rng = np.random.default_rng(7)
+    rest = np.arange(3000.0, 4200.0, step)
+    flux = 1 + np.sin(rest / 7.0) + rng.normal(0, 0.1, rest.size)
+    template = Template(rest * u.AA, flux)
+    wave = np.arange(5000.0, 5200.0, 1.25) * u.AA
+    z = np.array([0.3, 0.4123, 0.7])
+    columns = generator_for(template, wave, "air", z).at_redshifts(z)
+    edges = convert_medium(pixel_edges(wave.value) * u.AA, "air", "vacuum").value
+    for k, zk in enumerate(z):
+        expected = reference_bin_average(rest, flux, edges / (1 + zk))
+        tolerance = 3e-4 if step < 1 else 2e-5
+        assert np.max(np.abs(columns[k] - expected)) < tolerance * np.abs(expected).max()
+
+
+def test_the_table_integral_is_exact_at_its_nodes():
+    rest = np.array([4000.0, 4100.0, 4105.0, 4300.0])
+    flux = np.array([1.0, 3.0, -2.0, 0.5])
+    template = Template(rest * u.AA, flux)
+    table = LogTable.from_template(template, (np.log(3990.0), np.log(4310.0)), 2e-5)
+    nodes = table.wavelength
+    expected = [reference_bin_average(rest, flux, np.array([rest[0], lam]))[0] * (lam - rest[0])
+                if lam > rest[0] else 0.0 for lam in nodes]
+    np.testing.assert_allclose(table.cumulative, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_fast_grid_path_equals_the_general_path():
+    template = datasets.make_template()
+    wave = datasets.muse_wavelength()
+    z = zgrid(0.0, 3.0, 1e-4)
+    generator = generator_for(template, wave, "air", z, lsf="muse")
+    assert generator._fast is not None
+    index = np.array([0, 17, 5000, 13862])
+    np.testing.assert_allclose(generator.at_indices(index), generator.at_redshifts(z[index]),
+                               rtol=1e-8, atol=1e-12 * np.abs(template.flux).max())
+
+
+def test_shift_average_is_the_mean_of_the_fine_columns():
+    """The coarse grid's box smoothing is exact: the mean of the fine columns of a step."""
+    template = datasets.make_template()
+    wave = datasets.muse_wavelength()
+    z = zgrid(0.2, 1.2, 1e-4)
+    generator = generator_for(template, wave, "air", z)
+    stride = generator._fast[1]
+    offsets = np.arange(-5, 5)
+    smoothed = generator.table.shift_average(offsets * stride)
+    from muse_xcorr.templates.resample import ColumnGenerator
+
+    coarse = ColumnGenerator(smoothed, generator.edges, z)
+    k = np.array([100, 4000])
+    mean = np.mean([generator.at_indices(k + o) for o in offsets], axis=0)
+    np.testing.assert_allclose(coarse.at_indices(k), mean, rtol=1e-10, atol=1e-12)
+
+
+def test_log_step_divides_the_redshift_step():
+    for dlnz in (1e-4, 3.3e-5, 2e-3):
+        step = log_step_for(dlnz)
+        assert step * C_KMS <= 4.0 + 1e-9
+        assert dlnz / step == pytest.approx(round(dlnz / step), abs=1e-9)
+
+
+def test_padded_edges_extend_the_grid():
+    wave = datasets.muse_wavelength(10)
+    edges = observed_vacuum_edges(wave, "vacuum", pad=3)
+    assert edges.size == 10 + 1 + 6
+    np.testing.assert_allclose(np.diff(edges), 1.25, rtol=1e-12)
