@@ -7,11 +7,7 @@ the correlation propagated from the data's variance.
 Public names: `MuseCube`, `MuseSpectrum`, `Template`, `zgrid`, `Correlator`,
 `Redshift`, and the subpackages `datasets`, `flags`, `io`, `visualization`.
 """
-try:
-    from importlib.metadata import version as _version, PackageNotFoundError
-    __version__ = _version("muse_xcorr")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
+from .version import __version__  # noqa: F401
 
 from .grid import zgrid  # noqa: E402
 from .spectra import MuseCube, MuseSpectrum  # noqa: E402

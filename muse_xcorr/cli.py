@@ -46,7 +46,7 @@ def _parser():
 def _read_data(path, medium):
     from astropy.io import fits
 
-    from . import MuseCube, MuseSpectrum
+    from .spectra import MuseCube, MuseSpectrum
 
     with fits.open(path) as hdul:
         name = "DATA" if "DATA" in hdul else 0
@@ -57,7 +57,10 @@ def _read_data(path, medium):
 
 def main(argv=None):
     """Run the command line; returns the exit status."""
-    from . import Correlator, Template, datasets, zgrid
+    from . import datasets
+    from .correlate import Correlator
+    from .grid import zgrid
+    from .templates import Template
     from .flags import Flag
 
     args = _parser().parse_args(argv)

@@ -17,7 +17,7 @@ def pytest_configure(config):
     PYTEST_HEADER_MODULES.clear()
     for name in ("NumPy", "SciPy", "Astropy", "specutils", "tensorflow"):
         PYTEST_HEADER_MODULES[name] = name.lower() if name != "NumPy" else "numpy"
-    from muse_xcorr import __version__
+    from muse_xcorr.version import __version__
     TESTED_VERSIONS["muse_xcorr"] = __version__
 
 

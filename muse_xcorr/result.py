@@ -430,7 +430,7 @@ class Redshift:
         path : str or path-like
         overwrite : bool
         """
-        from . import __version__
+        from .version import __version__
 
         primary = fits.PrimaryHDU()
         primary.header["ORIGIN"] = "muse_xcorr"

@@ -77,10 +77,6 @@ def _with_captured_stderr(function):
             os.close(saved)
 
 
-def started():
-    """Whether TensorFlow has started in this process."""
-    return _tf is not None
-
 
 def configure_threads(intra_op=None, inter_op=None):
     """Set TensorFlow's CPU thread pools.

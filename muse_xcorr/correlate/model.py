@@ -26,8 +26,8 @@ subtracted), and `evaluate` computes all of the above at any grid indices.
 """
 import numpy as np
 
-from ..statistics import (chi2_from_f, first_order_variance, second_order_term,
-                          weighted_chi2)
+from ..statistics import (chi2_from_f, correlation, first_order_variance, ml_amplitude,
+                          second_order_term, weighted_chi2)
 from ..templates.composite import as_components, fit_amplitudes
 from ..templates.resample import ColumnGenerator, generator_for
 
@@ -203,7 +203,7 @@ class PreparedTemplate:
         """
         centres = np.arange(0, self.z.size, factor)
         offsets = np.arange(-(factor // 2), factor - factor // 2)
-        stride = self.fine[0]._fast[1] if self.fine[0]._fast is not None else None
+        stride = self.fine[0].stride
         generators = []
         for table in self.tables:
             if stride is not None:
@@ -346,7 +346,7 @@ def _evaluate_chunk(work, prepared, gathered, out, rows, correction):
     b = np.einsum("grwp,grwp,rp->rwg", gathered, gathered, work.q)
     inside = b > 0
     if K == 1:  # a single template: the model is the column itself, f keeps its sign
-        amplitude = np.where(inside, np.clip(a / np.where(inside, b, 1.0), 0.0, None), 0.0)
+        amplitude = ml_amplitude(a, b)
         model = gathered[0]
     else:
         amplitude = fit_amplitudes(a, b, prepared.lower, prepared.upper)
@@ -354,8 +354,7 @@ def _evaluate_chunk(work, prepared, gathered, out, rows, correction):
     inner = np.einsum("rwp,rp->rw", model, work.qd)
     model2 = np.einsum("rwp,rwp,rp->rw", model, model, work.q)
     norm2 = np.where(work.skipped, 1.0, work.norm2)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = np.where(model2 > 0, inner / np.sqrt(norm2 * model2), 0.0)
+    f = correlation(inner, norm2, model2)
     if K > 1:  # the bounded fit may leave the overall scale short of its optimum (overlaps)
         with np.errstate(divide="ignore", invalid="ignore"):
             rescale = np.where(model2 > 0, inner / model2, 0.0)
@@ -371,9 +370,8 @@ def _evaluate_chunk(work, prepared, gathered, out, rows, correction):
         wd = work.w * work.flux
         inner_w = np.einsum("rwp,rp->rw", model, wd)
         model2_w = np.einsum("rwp,rwp,rp->rw", model, model, work.w)
-        scale = np.clip(np.where(model2 > 0, inner / np.where(model2 > 0, model2, 1.0), 0.0),
-                        0.0, None)
-        chi2 = weighted_chi2(work.norm2_w[:, None], inner_w, model2_w, scale)
+        chi2 = weighted_chi2(work.norm2_w[:, None], inner_w, model2_w,
+                             ml_amplitude(inner, model2))
     # first-order variance from the four sums, then the second-order term
     p = np.einsum("rwp,rwp,rp->rw", model, model, work.vq2)
     qq = np.einsum("rwp,rp->rw", model, work.vq2 * work.flux)

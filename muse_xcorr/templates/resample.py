@@ -238,6 +238,11 @@ class ColumnGenerator:
             fraction = position - first
             self._fast = (first, int(round(steps[0])), np.expm1(fraction * table.step))
 
+    @property
+    def stride(self):
+        """Table steps per grid step on the fast path (a uniform grid), else None."""
+        return None if self._fast is None else self._fast[1]
+
     def at_indices(self, index, dtype=np.float64):
         """The columns at grid indices ``index``, one row per index: (len(index), n_pixel)."""
         index = np.atleast_1d(np.asarray(index, dtype=np.int64))
