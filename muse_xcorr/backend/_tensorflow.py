@@ -77,7 +77,6 @@ def _with_captured_stderr(function):
             os.close(saved)
 
 
-
 def configure_threads(intra_op=None, inter_op=None):
     """Set TensorFlow's CPU thread pools.
 
