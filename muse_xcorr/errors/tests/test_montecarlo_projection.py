@@ -5,8 +5,9 @@ model), projected on the window columns pixel by pixel. Projected: the
 numerators <x*, T_k> drawn from their exact Gaussian distribution. At S/N 25,
 where z* has no jumps to other peaks, each standard deviation is known to
 1/sqrt(2 * 3000) = 1.3 %, their ratio to 1.8 %: it must be within 8 % per
-spectrum (4.4 of those) and within 3 % on average over the six spectra (4 of those), for both weightings and
-both perturbations; the same for the 16-84 % half-widths.
+spectrum (4.4 of those) and within 3 % on average over the six spectra (4 of
+those), for both weightings and both perturbations; the same for the 16-84 %
+half-widths.
 """
 import numpy as np
 import pytest
