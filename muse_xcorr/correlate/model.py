@@ -173,6 +173,10 @@ class PreparedTemplate:
         self.name = template.name
         self.n_components = len(components)
         self.z = np.asarray(z, dtype=float)
+        # the grid indices the template is searched at (its z_range, a prior)
+        low, high = getattr(template, "z_range", None) or (-np.inf, np.inf)
+        inside = np.flatnonzero((self.z >= low) & (self.z <= high))
+        self.index_range = (int(inside[0]), int(inside[-1])) if inside.size else (0, -1)
         self.fine = [generator_for(c, wavelength, medium, self.z, continuum=continuum, lsf=lsf)
                      for c in components]
         self.tables = [g.table for g in self.fine]
@@ -186,6 +190,17 @@ class PreparedTemplate:
 
     def __repr__(self):
         return f"<PreparedTemplate {self.name!r}: {self.n_components} component(s)>"
+
+    def clip(self, index):
+        """Grid indices clipped to the template's range; -1 stays -1."""
+        index = np.asarray(index)
+        low, high = self.index_range
+        return np.where(index >= 0, np.clip(index, low, high), -1)
+
+    def in_range(self, index):
+        """Whether grid indices lie inside the template's range."""
+        low, high = self.index_range
+        return (np.asarray(index) >= low) & (np.asarray(index) <= high)
 
     def coarse(self, factor):
         """Generators of the coarse grid (every ``factor``-th z, columns box-averaged).
@@ -201,7 +216,8 @@ class PreparedTemplate:
         centres : ndarray of int
             The fine grid index of each coarse redshift.
         """
-        centres = np.arange(0, self.z.size, factor)
+        low, high = self.index_range
+        centres = np.arange(low, high + 1, factor)
         offsets = np.arange(-(factor // 2), factor - factor // 2)
         stride = self.fine[0].stride
         generators = []
@@ -224,8 +240,9 @@ class PreparedTemplate:
         return np.stack([g.at_redshifts(z) for g in self.fine])
 
     def covers_data(self):
-        """Whether some component is non-zero on the observed grid at some redshift."""
-        return any(np.any(g.covers(self.z)) for g in self.fine)
+        """Whether some component is non-zero on the observed grid at some redshift of its range."""
+        low, high = self.index_range
+        return high >= low and any(np.any(g.covers(self.z[low:high + 1])) for g in self.fine)
 
     def coverage(self, z, valid):
         """Fraction of each spectrum's valid pixels inside the template's rest range at z.

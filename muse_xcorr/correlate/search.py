@@ -50,16 +50,19 @@ class SearchGrid:
         self.factor = int(factor)
         self.n_components = prepared.n_components
         if self.factor == 1:
-            generators, self.centres = prepared.fine, np.arange(prepared.z.size)
+            low, high = prepared.index_range
+            generators, self.centres = prepared.fine, np.arange(low, high + 1)
         else:
             generators, self.centres = prepared.coarse(self.factor)
         n = self.centres.size
         per_block = max(MAX_BLOCK_COLUMNS // self.n_components, 3)
         self.blocks = []
+        # the coarse generators are on the coarse grid itself; the fine ones on the fine grid
+        offset = self.centres[0] if self.factor == 1 else 0
         for low in range(0, n, per_block):
             # one column of halo on each side, so that local maxima at block edges are right
             first, stop = max(low - 1, 0), min(low + per_block + 1, n)
-            index = np.arange(first, stop)
+            index = np.arange(first, stop) + offset
             rows = np.concatenate([g.at_indices(index, np.dtype(dtype)) for g in generators])
             self.blocks.append((first, low, min(low + per_block, n),
                                 backend.Columns(rows, dtype)))
@@ -122,10 +125,10 @@ def window_best(search_arrays, prepared, centres, half, dtype):
         Its score (-inf where none).
     """
     data, weights, pattern_of_row = search_arrays
-    n_z = prepared.z.size
+    low, high = prepared.index_range
     offsets = np.arange(-half, half + 1)
-    has = centres >= 0
-    window = np.clip(np.where(has, centres, 0)[..., None] + offsets, 0, n_z - 1)
+    has = (centres >= 0) & prepared.in_range(centres)
+    window = np.clip(np.where(has, centres, low)[..., None] + offsets, low, high)
     unique = np.unique(window[has])
     if unique.size == 0:
         return np.full(centres.shape, -1), np.full(centres.shape, -np.inf)
@@ -179,13 +182,13 @@ def refine(work, prepared, index, *, correction=True, max_moves=4):
         NaN / -1 where there is no candidate.
     """
     n, s = index.shape
-    n_z = prepared.z.size
-    has = index >= 0
-    k = np.where(has, index, 0).astype(np.int64)
+    low, high = prepared.index_range
+    has = (index >= 0) & prepared.in_range(index)
+    k = np.where(has, index, low).astype(np.int64)
     stencil = np.array([-1, 0, 1])
     ev = _stencil(work, prepared, k, correction)
     for _ in range(max_moves):
-        around = np.clip(k[..., None] + stencil, 0, n_z - 1)
+        around = np.clip(k[..., None] + stencil, low, high)
         f = np.where(around == k[..., None], -np.inf, ev.f)  # a clipped copy of the centre
         f[..., 1] = ev.f[..., 1]
         step = np.argmax(np.nan_to_num(f, nan=-np.inf), axis=-1) - 1
@@ -198,6 +201,7 @@ def refine(work, prepared, index, *, correction=True, max_moves=4):
         for name in ("f", "chi2", "variance", "failed", "n_active", "amplitudes"):
             getattr(ev, name)[rows, slots] = getattr(again, name)[:, 0]
     z, at_edge = refine_on_grid(prepared.z, k, np.nan_to_num(ev.f, nan=0.0))
+    at_edge |= (k == low) | (k == high)  # the edge of the template's range
     centre = 1
     found = {"index": np.where(has, k, -1), "z": np.where(has, z, np.nan),
              "f": np.where(has, ev.f[..., centre], np.nan),
@@ -216,8 +220,8 @@ class _Stencil:
 def _stencil(work, prepared, k, correction):
     """`evaluate` at k - 1, k, k + 1 for every (spectrum, slot): arrays (n, s, 3)."""
     n, s = k.shape
-    n_z = prepared.z.size
-    around = np.clip(k[..., None] + np.array([-1, 0, 1]), 0, n_z - 1)
+    low, high = prepared.index_range
+    around = np.clip(k[..., None] + np.array([-1, 0, 1]), low, high)
     ev = evaluate(work, prepared, around.reshape(n, s * 3), correction=correction)
     out = _Stencil()
     out.f = ev.f.reshape(n, s, 3)

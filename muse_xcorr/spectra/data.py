@@ -7,13 +7,16 @@ specutils `~specutils.Spectrum` objects and read MUSE FITS files. The arrays are
 kept as given (a memory-mapped FITS cube stays on disk): the correlator pulls
 spectra out a batch at a time with :meth:`MuseCube.spectra`.
 """
+import warnings
+
 import numpy as np
 import astropy.units as u
 from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
 
 from ..units import as_angstrom, check_medium, medium_from_ctype, resolve_medium
 
-__all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch", "as_spectral_data", "zero_runs", "ZERO_RUN"]
+__all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch", "as_spectral_data", "zero_runs", "ZERO_RUN",
+           "VARIANCE_FLOOR"]
 
 _UNCERTAINTY_TYPES = (VarianceUncertainty, StdDevUncertainty, InverseVariance)
 
@@ -47,10 +50,14 @@ class SpectraBatch:
         """A batch from raw (n, n_pixel) arrays, with the package's masking rule.
 
         A pixel is valid where it is not masked, its flux is finite, its
-        variance finite and positive, and it is not part of a run of at least
-        :data:`ZERO_RUN` consecutive pixels of exactly zero flux (the AO laser
-        notch of MUSE, zero-padded edges). Invalid pixels get flux and
-        variance 0.
+        variance finite, positive and at least :data:`VARIANCE_FLOOR` times
+        the median variance of the spectrum's other pixels (a variance a
+        thousand times below the median is an artefact, e.g. at the edge of
+        the AO notch, and one such pixel would dominate an inverse-variance
+        fit), and it is not part of a run of at least :data:`ZERO_RUN`
+        consecutive pixels of exactly zero flux (the AO laser notch of MUSE,
+        zero-padded edges). Invalid pixels get flux and variance 0; a spectrum
+        that lost a pixel to its variance is flagged BAD_VARIANCE.
 
         Parameters
         ----------
@@ -66,6 +73,12 @@ class SpectraBatch:
         if mask is not None:
             usable &= ~np.asarray(mask, bool)
         good_variance = np.isfinite(variance) & (variance > 0)
+        if good_variance.any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a row with no valid pixel
+                typical = np.nanmedian(np.where(usable & good_variance, variance, np.nan),
+                                       axis=1)
+            good_variance &= ~(variance < VARIANCE_FLOOR * np.nan_to_num(typical)[:, None])
         valid = usable & good_variance
         bad_variance = np.any(usable & ~good_variance, axis=1)
         return cls(start, stop, np.where(valid, flux, 0.0), np.where(valid, variance, 0.0),
@@ -83,6 +96,8 @@ class SpectraBatch:
 
 #: Runs of at least this many pixels of exactly zero flux are masked (the AO notch).
 ZERO_RUN = 3
+#: Variances below this fraction of a spectrum's median variance are masked (artefacts).
+VARIANCE_FLOOR = 1e-3
 
 
 def zero_runs(flux, length=ZERO_RUN):

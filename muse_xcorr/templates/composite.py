@@ -26,7 +26,7 @@ any overlap of components is counted exactly.
 """
 import numpy as np
 
-from .template import Template
+from .template import Template, check_z_range
 
 __all__ = ["CompositeTemplate", "fit_amplitudes", "as_components"]
 
@@ -43,6 +43,8 @@ class CompositeTemplate:
         common scale; default ``(0, inf)`` for all (free non-negative amplitudes).
     name : str, optional
     meta : dict, optional
+    z_range : (float, float), optional
+        The redshifts at which it is searched (see `~muse_xcorr.Template`).
 
     Examples
     --------
@@ -54,7 +56,7 @@ class CompositeTemplate:
     <CompositeTemplate 'sf': oii [0.3, 8], hb [1, 1]>
     """
 
-    def __init__(self, components, *, bounds=None, name=None, meta=None):
+    def __init__(self, components, *, bounds=None, name=None, meta=None, z_range=None):
         components = list(components)
         if not components:
             raise ValueError("a composite template needs at least one component")
@@ -73,6 +75,7 @@ class CompositeTemplate:
         self.lower, self.upper = lower, upper
         self.name = name or "|".join(c.name or f"c{i}" for i, c in enumerate(components))
         self.meta = dict(meta or {})
+        self.z_range = check_z_range(z_range)
 
     def __repr__(self):
         parts = ", ".join(f"{c.name} [{lo:g}, {hi:g}]"

@@ -17,7 +17,7 @@ import astropy.units as u
 from ..units import (as_angstrom, check_medium, convert_medium, medium_from_ctype,
                      resolve_medium)
 
-__all__ = ["Template", "pixel_edges"]
+__all__ = ["Template", "pixel_edges", "check_z_range"]
 
 _WAVE_COLUMNS = ("wavelength", "wave", "lambda", "lam", "wavelength_rest")
 _FLUX_COLUMNS = ("flux", "f_lambda", "flam", "spec", "data")
@@ -56,6 +56,10 @@ class Template:
         templates (MUSE data are in air: the package converts).
     name : str, optional
         A label used in plots and tables.
+    meta : dict, optional
+    z_range : (float, float), optional
+        The redshifts at which the correlator searches with this template
+        (a prior: e.g. a star near z = 0); default the whole grid.
 
     Notes
     -----
@@ -76,7 +80,7 @@ class Template:
     <Template 'line': 6000 samples, 3000.0-8999.0 Angstrom (vacuum)>
     """
 
-    def __init__(self, wavelength, flux, medium="vacuum", *, name=None, meta=None):
+    def __init__(self, wavelength, flux, medium="vacuum", *, name=None, meta=None, z_range=None):
         wave = as_angstrom(wavelength, "template wavelength")
         flux = np.array(getattr(flux, "value", flux), dtype=float)
         if wave.ndim != 1 or flux.shape != wave.shape:
@@ -97,6 +101,7 @@ class Template:
         self.medium = check_medium(medium)
         self.name = name
         self.meta = dict(meta or {})
+        self.z_range = check_z_range(z_range)
 
     def __repr__(self):
         name = f" {self.name!r}" if self.name else ""
@@ -307,6 +312,16 @@ class Template:
         offset = np.clip(points - left, 0.0, width)
         partial = self.flux[index] * offset + 0.5 * slope * offset ** 2
         return cumulative[index] + partial
+
+
+def check_z_range(z_range):
+    """``(low, high)`` as floats with -1 < low < high, or None (no restriction)."""
+    if z_range is None:
+        return None
+    low, high = (float(z) for z in z_range)
+    if not (-1 < low < high):
+        raise ValueError(f"z_range must be (low, high) with -1 < low < high, got {z_range!r}")
+    return (low, high)
 
 
 def _template_columns(table, path):
