@@ -197,7 +197,7 @@ def resolve_medium(from_wcs, given, *, source=None):
         given = check_medium(given)
         if from_wcs is not None and from_wcs != given:
             raise ValueError(f"medium={given!r} contradicts {where}, which says "
-                             f"{from_wcs!r}; leave medium unset or fix the file")
+                             f"{from_wcs!r}")
         return given
     return check_medium(from_wcs)
 
