@@ -47,6 +47,18 @@ def is_fits(path):
     return False
 
 
+def _magic_at(path, offset, n):
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return handle.read(n)
+
+
+def _padded_end(hdul):
+    """Byte offset just after the last HDU astropy read (its data padded to 2880)."""
+    info = hdul[-1].fileinfo()
+    return int(info["datLoc"]) + int(info["datSpan"]) if info else 0
+
+
 def _is_compressed(path):
     return _magic(path, 4).startswith(_COMPRESSED_MAGIC)
 
@@ -130,6 +142,11 @@ def open_fits(path, *, memmap=True):
             raise OSError(f"{path} is truncated: it has {actual} bytes but its headers "
                           f"describe {max(needed, actual + 1)} (an interrupted copy or "
                           "download?); get the complete file")
+        end = _padded_end(hdul)
+        if actual > end and _magic_at(path, end, 8) == b"XTENSION":
+            hdul.close()  # astropy skips a header cut short without a word
+            raise OSError(f"{path} is truncated: it ends in the middle of the header of "
+                          f"HDU {len(hdul)} (at byte {actual}); get the complete file")
     else:
         actual = _decompressed_size(path)
         needed = required_size(hdul)

@@ -30,16 +30,25 @@ _SQUARED = re.compile(r"^\((?P<inner>.+)\)\s*\*\*\s*2$")
 def parse_fits_unit(text, *, what="BUNIT"):
     """Parse a FITS ``BUNIT`` string, including MUSE's ``(10**-20 erg/s/cm2/Angstrom)**2``.
 
+    A bare ``A`` in a flux unit (``erg/s/cm2/A``, common in the wild) is read
+    as the Angstrom, with a warning: astropy reads it as the ampere, which has
+    no place in a spectrum.
+
     Parameters
     ----------
     text : str or None
         The keyword value. Missing or empty gives dimensionless.
     what : str
-        Name used in the error message.
+        Name used in the messages.
 
     Returns
     -------
     unit : `~astropy.units.UnitBase`
+
+    Raises
+    ------
+    ValueError
+        If astropy cannot parse it.
     """
     if text is None or not str(text).strip():
         return u.dimensionless_unscaled
@@ -47,12 +56,29 @@ def parse_fits_unit(text, *, what="BUNIT"):
     match = _SQUARED.match(text)
     if match:
         return parse_fits_unit(match["inner"], what=what) ** 2
+    unit = _parse(text)
+    if unit is None:
+        raise ValueError(f"cannot parse the {what} unit {text!r}")
+    if u.A in unit.decompose().bases and _AMPERE.search(text):
+        angstrom = _parse(_AMPERE.sub("Angstrom", text))
+        if angstrom is not None and u.A not in angstrom.decompose().bases:
+            warnings.warn(f"the {what} unit {text!r} is read with 'A' as the Angstrom (to "
+                          "astropy it is the ampere); write 'Angstrom' to silence this",
+                          AstropyUserWarning, stacklevel=3)
+            return angstrom
+    return unit
+
+
+_AMPERE = re.compile(r"(?<![A-Za-z])A(?![A-Za-z])")
+
+
+def _parse(text):
     for fmt in ("fits", "generic"):
         try:
             return u.Unit(text, format=fmt)
         except ValueError:
             continue
-    raise ValueError(f"cannot parse the {what} unit {text!r}")
+    return None
 
 
 def _scaled(hdu):
@@ -131,13 +157,28 @@ def read_muse_fits(path, *, ndim, medium=None, memmap=True, ext="DATA", stat_ext
     """
     path = os.fspath(path)
     hdul = open_fits(path, memmap=memmap)
+    copy = []
+    try:
+        parts = _read_muse(hdul, copy, path, ndim, medium, memmap, ext, stat_ext, dq_ext)
+    except BaseException:
+        hdul.close()
+        raise
+    finally:
+        for other in copy:
+            other.close()
+    # memory-mapped arrays keep their map after the file object is closed
+    hdul.close()
+    return parts
+
+
+def _read_muse(hdul, copy, path, ndim, medium, memmap, ext, stat_ext, dq_ext):
+    """The body of `read_muse_fits`, on an open file (``copy``: HDULists it opens too)."""
     names = [hdu.name for hdu in hdul]
     if ext not in names:
         raise ValueError(f"{path} has no {ext!r} extension (it has {names})")
     if stat_ext not in names:
         raise ValueError(f"{path} has no {stat_ext!r} (variance) extension: the correlation "
                          f"error needs it (extensions: {names})")
-    copy = []
 
     def scaled_copy():  # a second, non-memory-mapped view of the file, opened once
         if not copy:
@@ -189,11 +230,7 @@ def read_muse_fits(path, *, ndim, medium=None, memmap=True, ext="DATA", stat_ext
     guard = None
     if any(is_memory_mapped(array) for array in (data, stat)):
         guard = SizeGuard(path, required_size(hdul, used))
-    for other in copy:
-        other.close()
     meta = {"header": data_hdu.header, "primary_header": hdul[0].header, "filename": path}
-    if not memmap:
-        hdul.close()
     return {"spectral_axis": axis.wavelength, "flux": u.Quantity(data, flux_unit, copy=False),
             "uncertainty": VarianceUncertainty(stat, unit=stat_unit, copy=False), "mask": mask,
             "medium": medium, "wcs": axis.celestial, "meta": meta, "guard": guard}

@@ -174,6 +174,12 @@ def _checked_header(header, ndim, spectral, where):
     if step == 0:
         raise ValueError(f"{where}: the wavelength step of the spectral axis is 0; fix "
                          f"CDELT{spectral} / CD{spectral}_{spectral}")
+    unit = str(header.get(f"CUNIT{spectral}", "") or "").strip()
+    if unit:  # spellings WCSLIB refuses ('ANGSTROM', 'Angstroms') that mean a known unit
+        try:
+            header[f"CUNIT{spectral}"] = parse_wavelength_unit(unit).to_string("fits")
+        except ValueError:
+            pass  # WCSLIB (or the unit check after it) reports it
     if f"CRPIX{spectral}" not in header:
         warnings.warn(f"{where}: no CRPIX{spectral}; the FITS default 0 is used, so the first "
                       f"pixel is at CRVAL{spectral} + 1 step", AstropyUserWarning, stacklevel=4)
