@@ -450,7 +450,8 @@ def _cut(wave, flux, wave_range, path):
     if not low < high:
         raise ValueError(f"wave_range {wave_range} must be (min, max) with min < max")
     angstrom = wave.to_value(u.AA, equivalencies=u.spectral())
-    keep = (angstrom >= low) & (angstrom <= high)
+    slack = 1e-12  # bounds given in another unit (700 nm) must keep their own sample
+    keep = (angstrom >= low * (1 - slack)) & (angstrom <= high * (1 + slack))
     if keep.sum() < 2:
         raise ValueError(f"{path}: wave_range ({low:g}, {high:g}) Angstrom keeps "
                          f"{keep.sum()} of the template's samples "
