@@ -4,7 +4,8 @@ import pytest
 import astropy.units as u
 
 from muse_xcorr import Correlator, zgrid, datasets
-from muse_xcorr.templates.continuum import ContinuumSubtraction, continuum_subtraction, subtracted_view
+from muse_xcorr.templates.continuum import (ContinuumSubtraction, continuum_subtraction,
+                                            subtracted_view)
 
 WAVE = datasets.muse_wavelength(801)
 

@@ -6,7 +6,7 @@ from astropy.table import Table
 
 from muse_xcorr import Template
 from muse_xcorr.templates.lines import (LINES, CONFUSION_LINES, label_lines, line_table,
-                              line_wavelengths, lya_profile)
+                                        line_wavelengths, lya_profile)
 
 
 def test_air_wavelengths_follow_edlen_size():
