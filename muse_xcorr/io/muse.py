@@ -58,12 +58,12 @@ def parse_fits_unit(text, *, what="BUNIT"):
         return parse_fits_unit(match["inner"], what=what) ** 2
     unit = _parse(text)
     if unit is None:
-        raise ValueError(f"cannot parse the {what} unit {text!r}")
+        raise ValueError(f"cannot parse the unit {text!r} of {what}")
     if u.A in unit.decompose().bases and _AMPERE.search(text):
         angstrom = _parse(_AMPERE.sub("Angstrom", text))
         if angstrom is not None and u.A not in angstrom.decompose().bases:
-            warnings.warn(f"the {what} unit {text!r} is read with 'A' as the Angstrom (to "
-                          "astropy it is the ampere); write 'Angstrom' to silence this",
+            warnings.warn(f"the unit {text!r} of {what} is read with 'A' as the Angstrom "
+                          "(to astropy it is the ampere); write 'Angstrom' to silence this",
                           AstropyUserWarning, stacklevel=3)
             return angstrom
     return unit
@@ -73,11 +73,14 @@ _AMPERE = re.compile(r"(?<![A-Za-z])A(?![A-Za-z])")
 
 
 def _parse(text):
-    for fmt in ("fits", "generic"):
-        try:
-            return u.Unit(text, format=fmt)
-        except ValueError:
-            continue
+    with warnings.catch_warnings():
+        # "multiple slashes" (erg/s/cm2/Angstrom, as MUSE writes it): read as meant
+        warnings.filterwarnings("ignore", ".*multiple slashes", u.UnitsWarning)
+        for fmt in ("fits", "generic"):
+            try:
+                return u.Unit(text, format=fmt)
+            except ValueError:
+                continue
     return None
 
 
@@ -204,12 +207,12 @@ def _read_muse(hdul, copy, path, ndim, medium, memmap, ext, stat_ext, dq_ext):
     sources += media_from_mapping(data_hdu.header, where)
     sources += media_from_mapping(hdul[0].header, f"the primary header of {path}")
     medium = decide_medium(sources, medium, path)
-    flux_unit = parse_fits_unit(data_hdu.header.get("BUNIT"), what=f"{ext} BUNIT of {path}")
+    flux_unit = parse_fits_unit(data_hdu.header.get("BUNIT"), what=f"{ext} (BUNIT) of {path}")
     if "BUNIT" not in data_hdu.header:
         warnings.warn(f"{path}: no BUNIT in {ext}; the flux is taken as dimensionless",
                       AstropyUserWarning)
     stat_unit = parse_fits_unit(stat_hdu.header.get("BUNIT"),
-                                what=f"{stat_ext} BUNIT of {path}")
+                                what=f"{stat_ext} (BUNIT) of {path}")
     if "BUNIT" not in stat_hdu.header:
         stat_unit = flux_unit ** 2
     if not stat_unit.is_equivalent(flux_unit ** 2):
