@@ -108,6 +108,13 @@ def test_missing_crval3_is_an_error(tmp_path):
         MuseCube.read(path)
 
 
+def test_missing_crpix3_warns_and_uses_the_fits_default(tmp_path):
+    path = write_cube(tmp_path / "c.fits", cube_header(CRPIX3=None))
+    with pytest.warns(UserWarning, match="no CRPIX3; the FITS default 0"):
+        cube = MuseCube.read(path)
+    np.testing.assert_allclose(cube.spectral_axis.value, WAVE + 1.25, atol=1e-9)
+
+
 @pytest.mark.parametrize("missing", ["CDELT1", "CRVAL1"])
 def test_1d_spectrum_without_cdelt1_or_crval1(tmp_path, missing):
     path = write_spectrum(tmp_path / "s.fits", spectrum_header(**{missing: None}))
@@ -392,6 +399,8 @@ def test_corrupt_and_empty_files(tmp_path):
         MuseCube.read(empty)
     with pytest.raises(FileNotFoundError, match="nope.fits"):
         MuseSpectrum.read(tmp_path / "nope.fits")
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        MuseCube.read(tmp_path)
 
 
 def test_float64_and_big_endian_data(tmp_path):

@@ -69,7 +69,8 @@ def test_fits_table_column_names(tmp_path, names, kind):
                        units=("Angstrom", None, None), header={"MEDIUM": "air",
                                                                "BUNIT": "1e-20 erg/s/cm2/A"})
     assert identify_format(path) == "fits-table"
-    spectrum = MuseSpectrum.read(path)
+    with pytest.warns(UserWarning, match="'A' as the Angstrom"):
+        spectrum = MuseSpectrum.read(path)
     assert spectrum.meta["columns"][kind] == names[2]
     assert spectrum.medium == "air"
     np.testing.assert_array_equal(spectrum.spectral_axis.value, WAVE)
@@ -403,3 +404,28 @@ def test_read_spectrum_parts_stays_below_spectra(tmp_path):
     parts = read_spectrum_parts(path)
     assert set(parts) == {"spectral_axis", "flux", "uncertainty", "mask", "medium", "meta"}
     assert type(parts["uncertainty"]).__name__ == "StdDevUncertainty"
+
+
+def test_io_imports_nothing_above_it():
+    """io sits below spectra/ and templates/: no import of them, even inside functions."""
+    import ast
+    import pathlib
+
+    import muse_xcorr.io
+
+    above = ("spectra", "templates", "correlate", "result", "template_set", "errors")
+    for source in pathlib.Path(muse_xcorr.io.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+                if node.level >= 2 or (node.module or "").startswith("muse_xcorr"):
+                    names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.replace("muse_xcorr.", "").split(".")
+                if node.__class__ is ast.ImportFrom and node.level == 1:
+                    continue                   # from .wcs import ...: inside io
+                assert parts[0] not in above, f"{source.name} imports {name}"
