@@ -429,3 +429,30 @@ def test_io_imports_nothing_above_it():
                 if node.__class__ is ast.ImportFrom and node.level == 1:
                     continue                   # from .wcs import ...: inside io
                 assert parts[0] not in above, f"{source.name} imports {name}"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("ANGSTROMS", u.AA), ("Angstrom", u.AA), ("A", u.AA), ("AA", u.AA), ("angstroem", u.AA),
+    ("nm", u.nm), ("microns", u.um), ("m", u.m), ("Hz", u.Hz), (None, None), ("  ", None)])
+def test_wavelength_unit_spellings(text, expected):
+    from muse_xcorr.units import parse_wavelength_unit
+
+    assert parse_wavelength_unit(text) == expected
+
+
+def test_wavelength_unit_that_is_no_wavelength():
+    from muse_xcorr.units import parse_wavelength_unit
+
+    with pytest.raises(ValueError, match="not a length, frequency or energy"):
+        parse_wavelength_unit("erg/s")
+    with pytest.raises(ValueError, match="cannot parse"):
+        parse_wavelength_unit("furlongs per fortnight")
+
+
+def test_default_zero_run_is_the_documented_constant():
+    import inspect
+
+    from muse_xcorr.io import DEFAULT_MIN_ZERO_RUN
+
+    assert DEFAULT_MIN_ZERO_RUN == 3
+    assert inspect.signature(MuseSpectrum.read).parameters["min_zero_run"].default == 3
