@@ -8,7 +8,7 @@ air wavelengths or ``'WAVE'`` for vacuum.
 """
 import os
 import re
-import tempfile
+import secrets
 import warnings
 from contextlib import contextmanager
 
@@ -17,9 +17,10 @@ import astropy.units as u
 from astropy.io import fits
 from astropy.nddata import VarianceUncertainty
 from astropy.utils.exceptions import AstropyUserWarning
-from astropy.wcs import WCS, FITSFixedWarning
 
-from ..units import medium_from_ctype, resolve_medium
+from .fitsfile import SizeGuard, is_memory_mapped, open_fits, read_hdu_data, required_size
+from .medium import decide_medium, media_from_mapping
+from .wcs import spectral_axis_from_header
 
 __all__ = ["read_muse_fits", "write_muse_fits", "parse_fits_unit", "atomic_write"]
 
@@ -29,16 +30,25 @@ _SQUARED = re.compile(r"^\((?P<inner>.+)\)\s*\*\*\s*2$")
 def parse_fits_unit(text, *, what="BUNIT"):
     """Parse a FITS ``BUNIT`` string, including MUSE's ``(10**-20 erg/s/cm2/Angstrom)**2``.
 
+    A bare ``A`` in a flux unit (``erg/s/cm2/A``, common in the wild) is read
+    as the Angstrom, with a warning: astropy reads it as the ampere, which has
+    no place in a spectrum.
+
     Parameters
     ----------
     text : str or None
         The keyword value. Missing or empty gives dimensionless.
     what : str
-        Name used in the error message.
+        Name used in the messages.
 
     Returns
     -------
     unit : `~astropy.units.UnitBase`
+
+    Raises
+    ------
+    ValueError
+        If astropy cannot parse it.
     """
     if text is None or not str(text).strip():
         return u.dimensionless_unscaled
@@ -46,32 +56,64 @@ def parse_fits_unit(text, *, what="BUNIT"):
     match = _SQUARED.match(text)
     if match:
         return parse_fits_unit(match["inner"], what=what) ** 2
-    for fmt in ("fits", "generic"):
-        try:
-            return u.Unit(text, format=fmt)
-        except ValueError:
-            continue
-    raise ValueError(f"cannot parse the {what} unit {text!r}")
+    unit = _parse(text)
+    if unit is None:
+        raise ValueError(f"cannot parse the unit {text!r} of {what}")
+    if u.A in unit.decompose().bases and _AMPERE.search(text):
+        angstrom = _parse(_AMPERE.sub("Angstrom", text))
+        if angstrom is not None and u.A not in angstrom.decompose().bases:
+            warnings.warn(f"the unit {text!r} of {what} is read with 'A' as the Angstrom "
+                          "(to astropy it is the ampere); write 'Angstrom' to silence this",
+                          AstropyUserWarning, stacklevel=3)
+            return angstrom
+    return unit
 
 
-def _spectral_axis_from_header(header, ndim):
-    """Wavelengths (Angstrom) and the spectral CTYPE from a FITS header."""
+_AMPERE = re.compile(r"(?<![A-Za-z])A(?![A-Za-z])")
+
+
+def _parse(text):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        wcs = WCS(header)
-    if wcs.naxis != ndim:
-        raise ValueError(f"the header describes {wcs.naxis} WCS axes, expected {ndim}")
-    # a CTYPE that WCSLIB does not know as spectral (e.g. 'LINEAR') still means the
-    # last FITS axis is the wavelength; the medium is then for the user to state
-    spectral_index = wcs.wcs.spec if (ndim > 1 and wcs.wcs.spec >= 0) else ndim - 1
-    n = header[f"NAXIS{spectral_index + 1}"]
-    spectral = wcs.sub([spectral_index + 1])
-    values = spectral.pixel_to_world_values(np.arange(n))
-    unit = u.Unit(spectral.wcs.cunit[0] or "m")
-    wave = (np.asarray(values, dtype=float) * unit).to(u.AA, equivalencies=u.spectral())
-    ctype = wcs.wcs.ctype[spectral_index]
-    celestial = wcs.celestial if (ndim == 3 and wcs.has_celestial) else None
-    return wave, ctype, celestial
+        # "multiple slashes" (erg/s/cm2/Angstrom, as MUSE writes it): read as meant
+        warnings.filterwarnings("ignore", ".*multiple slashes", u.UnitsWarning)
+        for fmt in ("fits", "generic"):
+            try:
+                return u.Unit(text, format=fmt)
+            except ValueError:
+                continue
+    return None
+
+
+def _scaled(hdu):
+    """True for integer image data with BSCALE/BZERO/BLANK, which astropy cannot memory-map."""
+    header = hdu.header
+    keywords = ("BSCALE", "BZERO", "BLANK")
+    return header.get("BITPIX", -32) > 0 and any(k in header for k in keywords)
+
+
+def _image_data(hdul, name, path, memmap, scaled_copy):
+    """The data of image HDU ``name``, and a mask of its BLANK pixels (or None).
+
+    Scaled integer data (BSCALE/BZERO/BLANK) cannot be memory-mapped: they are
+    read into memory, scaled to floats by astropy (float32 for BITPIX 8 and 16,
+    float64 for 32 and 64), with their BLANK pixels NaN and masked.
+    """
+    hdu = hdul[name]
+    if not _scaled(hdu):
+        return read_hdu_data(hdu, path), None
+    if memmap and not isinstance(hdu, fits.CompImageHDU):
+        size = hdu.size * (2 if hdu.header["BITPIX"] <= 16 else 1) / 2 ** 20
+        warnings.warn(f"the {name} extension of {path} holds scaled integers (BITPIX = "
+                      f"{hdu.header['BITPIX']} with BSCALE/BZERO/BLANK), which cannot be "
+                      f"memory-mapped: it is read into memory as floats (about {size:.0f} MiB)",
+                      AstropyUserWarning, stacklevel=4)
+    data = read_hdu_data(scaled_copy()[name], path)
+    blank = None
+    if "BLANK" in hdu.header:
+        blank = np.isnan(data)
+        if not blank.any():
+            blank = None
+    return data, blank
 
 
 def read_muse_fits(path, *, ndim, medium=None, memmap=True, ext="DATA", stat_ext="STAT",
@@ -84,10 +126,13 @@ def read_muse_fits(path, *, ndim, medium=None, memmap=True, ext="DATA", stat_ext
     ndim : {1, 3}
         Dimensions of the DATA extension.
     medium : {"air", "vacuum"}, optional
-        Only needed when the spectral CTYPE is neither ``AWAV`` nor ``WAVE``;
-        an explicit value that contradicts the header is an error.
+        Only needed when the file does not say (a spectral CTYPE other than
+        ``AWAV``/``WAVE``/a frequency, and no ``MEDIUM``/``AIRORVAC`` keyword);
+        an explicit value that contradicts the file is an error.
     memmap : bool
-        Keep the arrays memory-mapped on disk (default).
+        Keep the arrays memory-mapped on disk (default). Not possible for
+        compressed files (``.fits.gz``, tile-compressed extensions) and scaled
+        integer data (BSCALE/BZERO/BLANK), which are read into memory.
     ext, stat_ext, dq_ext : str
         Extension names. A missing DQ extension is fine; a missing STAT is an error.
 
@@ -96,57 +141,114 @@ def read_muse_fits(path, *, ndim, medium=None, memmap=True, ext="DATA", stat_ext
     parts : dict
         ``spectral_axis`` (Quantity, Angstrom), ``flux`` (Quantity),
         ``uncertainty`` (`~astropy.nddata.VarianceUncertainty`), ``mask``
-        (bool array from DQ, or None; NaNs are masked at use), ``medium``,
-        ``wcs`` (celestial WCS or None) and ``meta`` (``header`` and
-        ``primary_header``).
+        (bool array from DQ, non-zero = bad, and BLANK pixels; or None: NaNs are
+        masked at use), ``medium``, ``wcs`` (celestial WCS or None), ``meta``
+        (``header``, ``primary_header``, ``filename``) and ``guard`` (a
+        `~muse_xcorr.io.fitsfile.SizeGuard` to call before reading memory-mapped
+        data, or None).
+
+    Raises
+    ------
+    FileNotFoundError, OSError
+        No such file; not FITS, corrupt or truncated (the message names the file).
+    ValueError
+        Missing extensions, wrong dimensions, a spectral axis that cannot be
+        read (see :func:`~muse_xcorr.io.wcs.spectral_axis_from_header`), an
+        unknown or contradictory medium.
+    astropy.units.UnitConversionError
+        If the STAT unit is not the square of the DATA unit.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    hdul = fits.open(path, memmap=memmap, mode="readonly")
+    hdul = open_fits(path, memmap=memmap)
+    copy = []
+    try:
+        parts = _read_muse(hdul, copy, path, ndim, medium, memmap, ext, stat_ext, dq_ext)
+    except BaseException:
+        hdul.close()
+        raise
+    finally:
+        for other in copy:
+            other.close()
+    # memory-mapped arrays keep their map after the file object is closed
+    hdul.close()
+    return parts
+
+
+def _read_muse(hdul, copy, path, ndim, medium, memmap, ext, stat_ext, dq_ext):
+    """The body of `read_muse_fits`, on an open file (``copy``: HDULists it opens too)."""
     names = [hdu.name for hdu in hdul]
     if ext not in names:
         raise ValueError(f"{path} has no {ext!r} extension (it has {names})")
     if stat_ext not in names:
         raise ValueError(f"{path} has no {stat_ext!r} (variance) extension: the correlation "
                          f"error needs it (extensions: {names})")
+
+    def scaled_copy():  # a second, non-memory-mapped view of the file, opened once
+        if not copy:
+            copy.append(open_fits(path, memmap=False))
+        return copy[0]
+
     data_hdu, stat_hdu = hdul[ext], hdul[stat_ext]
-    data, stat = data_hdu.data, stat_hdu.data
+    data, blank = _image_data(hdul, ext, path, memmap, scaled_copy)
     if data is None or data.ndim != ndim:
-        raise ValueError(f"the {ext} extension of {path} has shape "
-                         f"{None if data is None else data.shape}, expected {ndim} dimensions")
+        shape = None if data is None else data.shape
+        other = {1: "MuseSpectrum.read", 3: "MuseCube.read"}.get(getattr(data, "ndim", 0))
+        hint = f"; use {other} for it" if other else ""
+        raise ValueError(f"the {ext} extension of {path} has shape {shape}, expected "
+                         f"{ndim} dimensions{hint}")
+    stat, stat_blank = _image_data(hdul, stat_ext, path, memmap, scaled_copy)
     if stat is None or stat.shape != data.shape:
         raise ValueError(f"the {stat_ext} extension shape "
-                         f"{None if stat is None else stat.shape} differs from {ext} {data.shape}")
-    wave, ctype, celestial = _spectral_axis_from_header(data_hdu.header, ndim)
-    medium = resolve_medium(medium_from_ctype(ctype), medium)
-    flux_unit = parse_fits_unit(data_hdu.header.get("BUNIT"), what=f"{ext} BUNIT")
+                         f"{None if stat is None else stat.shape} differs from {ext} "
+                         f"{data.shape} in {path}")
+    where = f"the {ext} header of {path}"
+    axis = spectral_axis_from_header(data_hdu.header, ndim, data.shape[0], where=where)
+    sources = [(axis.medium, axis.medium_source)]
+    sources += media_from_mapping(data_hdu.header, where)
+    sources += media_from_mapping(hdul[0].header, f"the primary header of {path}")
+    medium = decide_medium(sources, medium, path)
+    flux_unit = parse_fits_unit(data_hdu.header.get("BUNIT"), what=f"{ext} (BUNIT) of {path}")
     if "BUNIT" not in data_hdu.header:
         warnings.warn(f"{path}: no BUNIT in {ext}; the flux is taken as dimensionless",
                       AstropyUserWarning)
-    stat_unit = parse_fits_unit(stat_hdu.header.get("BUNIT"), what=f"{stat_ext} BUNIT")
+    stat_unit = parse_fits_unit(stat_hdu.header.get("BUNIT"),
+                                what=f"{stat_ext} (BUNIT) of {path}")
     if "BUNIT" not in stat_hdu.header:
         stat_unit = flux_unit ** 2
     if not stat_unit.is_equivalent(flux_unit ** 2):
         raise u.UnitConversionError(f"the {stat_ext} unit {stat_unit} is not the square of "
-                                    f"the {ext} unit {flux_unit}")
+                                    f"the {ext} unit {flux_unit} in {path}")
     mask = None
+    used = [data_hdu, stat_hdu]
     if dq_ext in names and hdul[dq_ext].data is not None:
-        if hdul[dq_ext].data.shape != data.shape:
-            raise ValueError(f"the {dq_ext} extension shape differs from {ext}")
-        mask = np.asarray(hdul[dq_ext].data) != 0
+        dq = read_hdu_data(hdul[dq_ext], path)
+        if dq.shape != data.shape:
+            raise ValueError(f"the {dq_ext} extension shape {dq.shape} differs from {ext} "
+                             f"{data.shape} in {path}")
+        mask = np.asarray(dq) != 0
+        used.append(hdul[dq_ext])
+    for extra in (blank, stat_blank):
+        if extra is not None:
+            mask = extra.copy() if mask is None else (mask | extra)
+    guard = None
+    if any(is_memory_mapped(array) for array in (data, stat)):
+        guard = SizeGuard(path, required_size(hdul, used))
     meta = {"header": data_hdu.header, "primary_header": hdul[0].header, "filename": path}
-    return {"spectral_axis": wave, "flux": u.Quantity(data, flux_unit, copy=False),
+    return {"spectral_axis": axis.wavelength, "flux": u.Quantity(data, flux_unit, copy=False),
             "uncertainty": VarianceUncertainty(stat, unit=stat_unit, copy=False), "mask": mask,
-            "medium": medium, "wcs": celestial, "meta": meta}
+            "medium": medium, "wcs": axis.celestial, "meta": meta, "guard": guard}
 
 
 @contextmanager
 def atomic_write(path, *, overwrite=False):
     """Write a file atomically: yield a temporary name beside ``path``, then rename.
 
-    A reader never sees a half-written file, and ``path`` is untouched if the
-    writing fails.
+    A reader never sees a half-written file; ``path`` is untouched, and no
+    temporary file is left, if the writing fails. The file gets the
+    permissions a new file gets under the process umask (the temporary file
+    is created with mode ``0o666`` and the umask applied, not ``0o600``).
+    Without ``overwrite``, an existing ``path`` is never replaced, even one
+    that appears while writing.
 
     Parameters
     ----------
@@ -154,20 +256,49 @@ def atomic_write(path, *, overwrite=False):
         The final file name.
     overwrite : bool
         Replace an existing file; otherwise an existing ``path`` is an error.
+
+    Yields
+    ------
+    tmp : str
+        An empty file in the directory of ``path``, for the writer to fill.
     """
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     directory = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
-                                   dir=directory)
+    while True:
+        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+        try:  # the mode is filtered by the umask, as for any new file
+            handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
     os.close(handle)
     try:
         yield tmp
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _rename_no_replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.remove(tmp)
+
+
+def _rename_no_replace(tmp, path):
+    """Move ``tmp`` to ``path`` unless ``path`` exists (atomically where links work)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} appeared while it was being written; pass "
+                              "overwrite=True to replace it") from None
+    except OSError:  # a file system without hard links: check, then rename
+        if os.path.exists(path):
+            raise FileExistsError(f"{path} appeared while it was being written; pass "
+                                  "overwrite=True to replace it") from None
+        os.replace(tmp, path)
+    else:
+        os.remove(tmp)
 
 
 def write_muse_fits(data, path, *, overwrite=False):

@@ -4,8 +4,8 @@
 the arrays without copying them; `SpectraBatch` is a batch of spectra as
 float64 arrays, the unit the correlator works on.
 """
-from .data import (MuseCube, MuseSpectrum, SpectraBatch, ZERO_RUN, as_spectral_data,  # noqa
-                   inspect_spectrum_wcs, variance_from_uncertainty, zero_runs)
+from .data import (MuseCube, MuseSpectrum, SpectraBatch, VARIANCE_FLOOR,  # noqa: F401
+                   as_spectral_data, inspect_spectrum_wcs, variance_from_uncertainty)
 
 __all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch", "as_spectral_data",
-           "variance_from_uncertainty", "zero_runs", "ZERO_RUN", "inspect_spectrum_wcs"]
+           "variance_from_uncertainty", "VARIANCE_FLOOR", "inspect_spectrum_wcs"]

@@ -14,9 +14,9 @@ import astropy.units as u
 from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
 
 from ..units import as_angstrom, check_medium, medium_from_ctype, resolve_medium
+from ..io.spectrum1d import zero_run_mask
 
-__all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch", "as_spectral_data", "zero_runs", "ZERO_RUN",
-           "VARIANCE_FLOOR"]
+__all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch", "as_spectral_data", "VARIANCE_FLOOR"]
 
 _UNCERTAINTY_TYPES = (VarianceUncertainty, StdDevUncertainty, InverseVariance)
 
@@ -54,7 +54,7 @@ class SpectraBatch:
         the median variance of the spectrum's other pixels (a variance a
         thousand times below the median is an artefact, e.g. at the edge of
         the AO notch, and one such pixel would dominate an inverse-variance
-        fit), and it is not part of a run of at least :data:`ZERO_RUN`
+        fit), and it is not part of a run of at least :data:`~muse_xcorr.io.spectrum1d.DEFAULT_MIN_ZERO_RUN`
         consecutive pixels of exactly zero flux (the AO laser notch of MUSE,
         zero-padded edges). Invalid pixels get flux and variance 0; a spectrum
         that lost a pixel to its variance is flagged BAD_VARIANCE.
@@ -69,7 +69,7 @@ class SpectraBatch:
         """
         flux = np.asarray(flux, dtype=float)
         variance = np.asarray(variance, dtype=float)
-        usable = np.isfinite(flux) & ~zero_runs(flux)
+        usable = np.isfinite(flux) & ~zero_run_mask(flux)
         if mask is not None:
             usable &= ~np.asarray(mask, bool)
         good_variance = np.isfinite(variance) & (variance > 0)
@@ -94,32 +94,8 @@ class SpectraBatch:
         return weights
 
 
-#: Runs of at least this many pixels of exactly zero flux are masked (the AO notch).
-ZERO_RUN = 3
 #: Variances below this fraction of a spectrum's median variance are masked (artefacts).
 VARIANCE_FLOOR = 1e-3
-
-
-def zero_runs(flux, length=ZERO_RUN):
-    """Pixels inside runs of at least ``length`` consecutive exact zeros, per row.
-
-    Parameters
-    ----------
-    flux : ndarray (..., n_pixel)
-    length : int
-
-    Returns
-    -------
-    mask : ndarray of bool, the shape of ``flux``
-    """
-    zero = np.asarray(flux) == 0
-    if zero.shape[-1] < length or not zero.any():
-        return np.zeros(zero.shape, bool)
-    windows = np.lib.stride_tricks.sliding_window_view(zero, length, axis=-1).all(axis=-1)
-    out = np.zeros(zero.shape, bool)
-    for offset in range(length):  # every pixel of a full window of zeros
-        out[..., offset:offset + windows.shape[-1]] |= windows
-    return out
 
 
 def variance_from_uncertainty(values, uncertainty_type):
@@ -193,6 +169,8 @@ class _SpectralData:
 
     _min_ndim = 1
     _max_ndim = 1
+    #: Set by the FITS readers: checks the file still holds the data before a batch is read.
+    _read_guard = None
 
     def __init__(self, spectral_axis, flux, uncertainty=None, mask=None, *, medium,
                  spectral_axis_index=-1, wcs=None, meta=None):
@@ -277,8 +255,13 @@ class _SpectralData:
         """Spectra ``start:stop`` (flat C-order spatial index) of ``array`` as (n, n_pixel).
 
         Reads only the rows of the first spatial axis that hold the batch, so a
-        memory-mapped cube is never loaded whole.
+        memory-mapped cube is never loaded whole. A reader that memory-maps a
+        file sets ``_read_guard``, called first: it raises `OSError` if the file
+        has shrunk since it was opened (reading its lost pages would be SIGBUS).
         """
+        guard = getattr(self, "_read_guard", None)
+        if guard is not None:
+            guard()
         moved = np.moveaxis(array, self.spectral_axis_index, -1)
         spatial = moved.shape[:-1]
         if len(spatial) <= 1:
@@ -455,14 +438,91 @@ class MuseSpectrum(_SpectralData):
                          spectral_axis_index=spectral_axis_index, wcs=None, meta=meta)
 
     @classmethod
-    def read(cls, path, *, medium=None, ext="DATA", stat_ext="STAT"):
-        """Read a 1D MUSE (MPDAF-style) FITS spectrum: DATA and STAT (variance) extensions.
+    def read(cls, path, *, format=None, medium=None, hdu=None, wavelength=None, flux=None,
+             error=None, variance=None, ivar=None, mask=None, flux_unit=None,
+             wavelength_unit=None, min_zero_run=3, ext="DATA", stat_ext="STAT"):
+        """Read a one-dimensional spectrum from a MUSE, FITS-table, FITS-image or ASCII file.
 
-        See :func:`muse_xcorr.io.read_muse_fits` for what is read and checked.
+        With ``format=None`` the reader is chosen from the file's content
+        (:func:`muse_xcorr.io.identify_format`):
+
+        * ``"muse"``: MUSE/MPDAF FITS with DATA and STAT (variance) extensions,
+          optional DQ (non-zero = bad);
+        * ``"fits-table"``: a FITS table with wavelength, flux and error,
+          variance or inverse-variance columns under their common names
+          (:data:`muse_xcorr.io.columns.COLUMN_NAMES`; TDOSE, ESO one-row
+          tables), units from ``TUNITn``;
+        * ``"fits-image"``: a 1D image with a linear spectral WCS (``CRVAL1``,
+          ``CDELT1`` or ``CD1_1``, ``CTYPE1``) and an error extension named
+          ``SIGMA``/``ERR``/``ERROR`` (standard deviation), ``STAT``/``VAR``/
+          ``VARIANCE`` (variance) or ``IVAR`` (MUSEpack/PampelMuse);
+        * ``"ascii"``: ECSV or text with a header line naming the columns
+          (pPXF_wrapper ``.dat``: ``wave NSC_spec NSC_spec_var``, a variance).
+
+        The medium comes from the file (a spectral CTYPE ``AWAV``/``WAVE``, a
+        ``MEDIUM`` or ``AIRORVAC`` keyword, ECSV meta) or from ``medium=``; if
+        neither says, a `ValueError` asks for ``medium="air"`` (MUSE data are in
+        air): it is never guessed. Runs of at least ``min_zero_run`` pixels of
+        flux exactly 0 are masked (the AO laser notch, about 5800-5966 Å);
+        NaN flux and non-positive or non-finite variances are masked when the
+        spectrum is used.
+
+        Parameters
+        ----------
+        path : str or path-like
+        format : {"muse", "fits-table", "fits-image", "ascii"}, optional
+            The reader (:data:`muse_xcorr.io.spectrum1d.READERS`); default: identify.
+        medium : {"air", "vacuum"}, optional
+            Needed when the file does not say; one that contradicts the file
+            is an error.
+        hdu : int or str, optional
+            The table or image HDU holding the spectrum (for ``"muse"``, the
+            DATA extension).
+        wavelength, flux : str, optional
+            Column names (tables), instead of finding them by name.
+        error, variance, ivar : str, optional
+            The column (tables) or extension (images; for ``"muse"``, ``variance``
+            is the STAT extension) with the standard deviation, variance or
+            inverse variance. At most one.
+        mask : str, optional
+            A column or extension whose non-zero values mark bad pixels.
+        flux_unit : str or `~astropy.units.UnitBase`, optional
+            The flux unit when the file gives none (or one astropy cannot
+            parse); one that contradicts the file's is an error.
+        wavelength_unit : str or `~astropy.units.UnitBase`, optional
+            The wavelength column's unit when the table gives none. Without it,
+            values plausible only as Angstrom are read as Angstrom with a
+            warning, and others are an error.
+        min_zero_run : int or None
+            Shortest run of exactly-zero flux that is masked (default 3: a
+            single or double zero is kept); None or 0 masks none.
+        ext, stat_ext : str
+            DATA and STAT extension names of the ``"muse"`` layout.
+
+        Returns
+        -------
+        spectrum : `MuseSpectrum`
+            Spectral axis in Angstrom, increasing; ``meta`` holds
+            ``filename``, ``format``, the header(s) and ``zero_runs`` (the
+            masked runs as (first, last) wavelengths in Angstrom).
+
+        Raises
+        ------
+        FileNotFoundError, OSError
+            No such file; corrupt or truncated FITS (the message names it).
+        ValueError
+            No recognisable columns (the message lists them), ambiguous
+            columns, no error/variance, unknown or contradictory medium,
+            more than one spectrum in the file, or a spectral axis that cannot
+            be read.
         """
-        from ..io.muse import read_muse_fits
+        from ..io.spectrum1d import read_spectrum_parts
 
-        parts = read_muse_fits(path, ndim=1, medium=medium, ext=ext, stat_ext=stat_ext)
+        parts = read_spectrum_parts(path, format=format, medium=medium, hdu=hdu,
+                                    wavelength=wavelength, flux=flux, error=error,
+                                    variance=variance, ivar=ivar, mask=mask,
+                                    flux_unit=flux_unit, wavelength_unit=wavelength_unit,
+                                    min_zero_run=min_zero_run, ext=ext, stat_ext=stat_ext)
         return cls(parts.pop("spectral_axis"), parts.pop("flux"), parts.pop("uncertainty"),
                    parts.pop("mask"), medium=parts.pop("medium"), meta=parts.pop("meta"))
 
@@ -504,17 +564,37 @@ class MuseCube(_SpectralData):
         """Read a MUSE FITS cube: DATA, STAT (variance) and, if present, DQ extensions.
 
         NaN pixels are masked; the medium comes from CTYPE3 (``AWAV`` air,
-        ``WAVE`` vacuum); the flux unit from BUNIT; the celestial WCS from the
-        DATA header. With ``memmap=True`` (default) the arrays stay on disk
-        and are read a batch at a time. See :func:`muse_xcorr.io.read_muse_fits`.
+        ``WAVE`` vacuum, a frequency axis vacuum) or a MEDIUM keyword; the
+        flux unit from BUNIT; the celestial WCS from the DATA header. With
+        ``memmap=True`` (default) the arrays stay on disk and are read a batch
+        at a time; each batch first checks that the file still has all its
+        bytes. Compressed files and scaled integer data (BSCALE/BZERO/BLANK,
+        BLANK pixels masked) are read into memory. The headers are checked
+        before they are believed (see :mod:`muse_xcorr.io.wcs`), and the file
+        is opened read-only. See :func:`muse_xcorr.io.read_muse_fits`.
+
+        Parameters
+        ----------
+        path : str or path-like
+        medium : {"air", "vacuum"}, optional
+            Needed only when the file does not say; a contradiction is an error.
+        memmap : bool
+        ext, stat_ext : str
+            The DATA and STAT (variance) extension names.
+
+        Returns
+        -------
+        cube : `MuseCube`
         """
         from ..io.muse import read_muse_fits
 
         parts = read_muse_fits(path, ndim=3, medium=medium, memmap=memmap, ext=ext,
                                stat_ext=stat_ext)
-        return cls(parts.pop("spectral_axis"), parts.pop("flux"), parts.pop("uncertainty"),
+        cube = cls(parts.pop("spectral_axis"), parts.pop("flux"), parts.pop("uncertainty"),
                    parts.pop("mask"), medium=parts.pop("medium"), spectral_axis_index=0,
                    wcs=parts.pop("wcs"), meta=parts.pop("meta"))
+        cube._read_guard = parts.pop("guard")
+        return cube
 
     @classmethod
     def from_spectral_cube(cls, cube, variance, *, medium=None):

@@ -10,17 +10,15 @@ vacuum once, and an air observed grid (MUSE) is converted to vacuum before the
 template is evaluated on it. Ignoring the medium would bias cz by ~80 km/s.
 """
 import os
+import re
 
 import numpy as np
 import astropy.units as u
+from astropy.io import fits
 
-from ..units import (as_angstrom, check_medium, convert_medium, medium_from_ctype,
-                     resolve_medium)
+from ..units import as_angstrom, check_medium, convert_medium, medium_from_ctype, resolve_medium
 
 __all__ = ["Template", "pixel_edges", "check_z_range"]
-
-_WAVE_COLUMNS = ("wavelength", "wave", "lambda", "lam", "wavelength_rest")
-_FLUX_COLUMNS = ("flux", "f_lambda", "flam", "spec", "data")
 
 
 def pixel_edges(centres):
@@ -111,59 +109,63 @@ class Template:
 
     # -- constructors -----------------------------------------------------------
     @classmethod
-    def read(cls, path, *, medium=None, name=None):
+    def read(cls, path, *, hdu=None, wavelength=None, flux=None, wave_range=None, medium=None,
+             name=None):
         """Read a template from a file.
 
-        Understood: a FITS binary table with wavelength and flux columns
-        (``wavelength``/``wave``/``lambda`` and ``flux``/``f_lambda``...,
-        wavelength unit from TUNIT, default Angstrom); a 1D FITS image
-        spectrum with a linear spectral WCS; an ECSV or whitespace-separated
-        ASCII table with the same columns (or two unnamed columns).
+        Understood (recognised by content, not by name): a FITS binary table
+        with wavelength and flux columns (``wavelength``/``wave``/``lambda``
+        and ``flux``/``f_lambda``..., see :data:`muse_xcorr.io.columns.COLUMN_NAMES`;
+        wavelength unit from TUNIT, default Angstrom); a 1D FITS image with a
+        linear spectral WCS; an ECSV or whitespace-separated ASCII table with
+        the same columns (or two unnamed columns: wavelength, flux).
 
         Parameters
         ----------
         path : str or path-like
+        hdu : int or str, optional
+            The FITS HDU (table or 1D image) holding the template; default the
+            first table, else the first 1D image.
+        wavelength, flux : str, optional
+            Column names, instead of finding them by name.
+        wave_range : tuple of float or `~astropy.units.Quantity`, optional
+            ``(min, max)`` rest wavelengths to keep (Angstrom if plain
+            numbers), in the template's own medium; samples outside are dropped.
         medium : {"air", "vacuum"}, optional
-            Otherwise taken from the ``MEDIUM`` keyword (or the spectral
-            CTYPE of an image); if the file says nothing, the template is taken
-            to be in vacuum, as template libraries conventionally are.
+            Otherwise taken from the file (``MEDIUM``/``AIRORVAC`` keyword or
+            meta, a ``TCTYPn`` or an image's spectral CTYPE); one that
+            contradicts the file is an error. If the file says nothing, the
+            template is taken to be in vacuum, as template libraries
+            conventionally are. Air wavelengths below 2000 Å are vacuum by
+            convention (see :func:`muse_xcorr.units.convert_medium`).
         name : str, optional
-            Default: the file name.
+            Default: the file name without its extension.
+
+        Returns
+        -------
+        template : `Template`
+            ``meta`` holds the file's keywords and ``filename``.
         """
-        from astropy.io import fits
-        from astropy.table import Table
+        from ..io.fitsfile import is_fits
 
         path = os.fspath(path)
-        name = name or os.path.splitext(os.path.basename(path))[0]
-        lower = path.lower()
-        if lower.endswith((".fits", ".fit", ".fits.gz", ".fts")):
-            with fits.open(path) as hdul:
-                for hdu in hdul:
-                    if isinstance(hdu, fits.BinTableHDU):
-                        table = Table.read(hdu)
-                        file_medium = hdu.header.get("MEDIUM") or hdul[0].header.get("MEDIUM")
-                        break
-                    if hdu.data is not None and hdu.data.ndim == 1:
-                        return cls._from_fits_image(hdu, medium, name)
-                else:
-                    raise ValueError(f"{path}: no table or 1D image holds a template")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no such file: {path}")
+        name = name or _EXTENSION.sub("", os.path.basename(path))
+        if is_fits(path):
+            wave, values, sources, meta = _read_fits_template(path, hdu, wavelength, flux)
         else:
-            fmt = "ascii.ecsv" if lower.endswith(".ecsv") else "ascii"
-            table = Table.read(path, format=fmt)
-            file_medium = table.meta.get("MEDIUM", table.meta.get("medium"))
-        wave, flux = _template_columns(table, path)
-        medium = resolve_medium(check_medium(file_medium) if file_medium else None, medium) \
-            if (file_medium or medium) else "vacuum"
-        return cls(wave, flux, medium=medium, name=name, meta=dict(table.meta))
+            if hdu is not None:
+                raise ValueError(f"hdu= does not apply to the ASCII file {path}")
+            wave, values, sources, meta = _read_ascii_template(path, wavelength, flux)
+        if any(m is not None for m, _ in sources) or medium is not None:
+            from ..io.medium import decide_medium
 
-    @classmethod
-    def _from_fits_image(cls, hdu, medium, name):
-        from ..io.muse import _spectral_axis_from_header
-
-        wave, ctype, _ = _spectral_axis_from_header(hdu.header, 1)
-        from_ctype = medium_from_ctype(ctype)
-        medium = resolve_medium(from_ctype, medium) if (from_ctype or medium) else "vacuum"
-        return cls(wave, np.asarray(hdu.data, dtype=float), medium=medium, name=name)
+            medium = decide_medium(sources, medium, path)
+        else:
+            medium = "vacuum"
+        wave, values = _cut(wave, values, wave_range, path)
+        return cls(wave, values, medium=medium, name=name, meta=dict(meta, filename=path))
 
     @classmethod
     def from_spectrum(cls, spectrum, *, medium=None, name=None):
@@ -324,18 +326,128 @@ def check_z_range(z_range):
     return (low, high)
 
 
-def _template_columns(table, path):
-    """(wavelength Quantity, flux array) from a table, by column name or position."""
-    lower = {name.lower(): name for name in table.colnames}
-    wave_name = next((lower[c] for c in _WAVE_COLUMNS if c in lower), None)
-    flux_name = next((lower[c] for c in _FLUX_COLUMNS if c in lower), None)
-    if wave_name is None or flux_name is None:
-        if len(table.colnames) == 2:
-            wave_name, flux_name = table.colnames
+_EXTENSION = re.compile(r"\.(fits|fit|fts|ecsv|dat|txt|csv|ascii)(\.gz)?$", re.IGNORECASE)
+_STRUCTURAL = re.compile(r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|EXTEND|SIMPLE|"
+                         r"T(TYPE|FORM|UNIT|DISP|NULL|SCAL|ZERO|DIM|CTYP)\d+|COMMENT|HISTORY|)$")
+
+
+def _keywords(header):
+    """The non-structural keywords of a FITS header, as a plain dict."""
+    return {k: v for k, v in header.items() if not _STRUCTURAL.match(k)}
+
+
+def _template_columns(colnames, path, wavelength, flux):
+    """(wavelength name, flux name) by name, or the two columns of a two-column table."""
+    from ..io.columns import find_columns
+
+    try:
+        found = find_columns(colnames, path, wavelength=wavelength, flux=flux,
+                             need_uncertainty=False)
+    except ValueError as err:
+        if len(colnames) == 2 and wavelength is None and flux is None:
+            return tuple(colnames)
+        raise ValueError(f"{path}: cannot tell the wavelength and flux columns among "
+                         f"{list(colnames)}; name them with wavelength= and flux= ({err})"
+                         ) from None
+    return found["wavelength"], found["flux"]
+
+
+def _wavelength_quantity(values, unit, what):
+    from ..units import parse_wavelength_unit
+
+    try:
+        unit = parse_wavelength_unit(unit) or u.AA  # templates: Angstrom unless stated
+    except ValueError as err:
+        raise ValueError(f"{what}: {err}") from None
+    return u.Quantity(np.asarray(values, dtype=float), unit)
+
+
+def _read_fits_template(path, hdu, wavelength, flux):
+    """(wavelength Quantity, flux, medium sources, meta) from a FITS table or 1D image."""
+    from ..io.fitsfile import open_fits, read_hdu_data
+    from ..io.medium import media_from_mapping
+    from ..io.wcs import spectral_axis_from_header
+
+    with open_fits(path, memmap=False) as hdul:
+        if hdu is not None:
+            try:
+                chosen = hdul[hdu]
+            except (KeyError, IndexError):
+                raise ValueError(f"{path} has no HDU {hdu!r} (it has "
+                                 f"{[h.name for h in hdul]})") from None
         else:
-            raise ValueError(f"{path}: cannot tell the wavelength and flux columns among "
-                             f"{table.colnames}; name them 'wavelength' and 'flux'")
-    column = table[wave_name]
-    unit = column.unit or u.AA
-    wave = u.Quantity(np.asarray(column, dtype=float), unit)
-    return wave, np.asarray(table[flux_name], dtype=float)
+            tables = [h for h in hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))
+                      and h.data is not None]
+            images = [h for h in hdul if h.is_image and h.header.get("NAXIS", 0) == 1]
+            chosen = (tables or images or [None])[0]
+            if chosen is None:
+                raise ValueError(f"{path}: no table or 1D image holds a template (HDUs: "
+                                 f"{[h.name for h in hdul]})")
+        header, primary = chosen.header.copy(), hdul[0].header.copy()
+        data = read_hdu_data(chosen, path)
+        where = f"the {chosen.name} HDU of {path}"
+        sources = media_from_mapping(header, where)
+        if chosen is not hdul[0]:
+            sources += media_from_mapping(primary, f"the primary header of {path}")
+        meta = dict(_keywords(primary), **_keywords(header))
+        if isinstance(chosen, (fits.BinTableHDU, fits.TableHDU)):
+            colnames = list(data.names)
+            wave_name, flux_name = _template_columns(colnames, path, wavelength, flux)
+            index = colnames.index(wave_name) + 1
+            ctype = header.get(f"TCTYP{index}")
+            if ctype:
+                sources.append((medium_from_ctype(ctype),
+                                f"TCTYP{index} = {ctype!r} in {where}"))
+            wave = _wavelength_quantity(data[wave_name], header.get(f"TUNIT{index}"),
+                                        f"column {wave_name!r} of {path}")
+            return wave, np.array(data[flux_name], dtype=float), sources, meta
+        if wavelength is not None or flux is not None:
+            raise ValueError(f"{where} is an image: wavelength= and flux= name table columns")
+        if data is None or data.ndim != 1:
+            raise ValueError(f"{where} has shape {None if data is None else data.shape}: a "
+                             "template is one spectrum")
+        values = np.array(data, dtype=float)
+    axis = spectral_axis_from_header(header, 1, values.size, where=f"the header of {where}")
+    sources.insert(0, (axis.medium, axis.medium_source))
+    return axis.wavelength, values, sources, meta
+
+
+def _read_ascii_template(path, wavelength, flux):
+    """(wavelength Quantity, flux, medium sources, meta) from an ECSV or ASCII table."""
+    from astropy.table import Table
+
+    from ..io.medium import media_from_mapping
+
+    with open(path, "rb") as handle:
+        ecsv = handle.read(64).lstrip().startswith(b"# %ECSV")
+    try:
+        table = Table.read(path, format="ascii.ecsv" if ecsv else "ascii")
+    except Exception as err:  # astropy.io.ascii raises many types
+        raise ValueError(f"cannot read {path} as an ASCII or ECSV table "
+                         f"({type(err).__name__}: {err})") from err
+    wave_name, flux_name = _template_columns(table.colnames, path, wavelength, flux)
+    sources = media_from_mapping({k: v for k, v in table.meta.items()
+                                  if isinstance(v, str)}, f"the metadata of {path}")
+    sources += media_from_mapping(table[wave_name].meta,
+                                  f"the meta of column {wave_name!r} of {path}")
+    wave = _wavelength_quantity(table[wave_name], table[wave_name].unit,
+                                f"column {wave_name!r} of {path}")
+    return wave, np.array(table[flux_name], dtype=float), sources, dict(table.meta)
+
+
+def _cut(wave, flux, wave_range, path):
+    """Keep the samples within ``wave_range`` (Angstrom, or a Quantity)."""
+    if wave_range is None:
+        return wave, flux
+    low, high = (u.Quantity(v, u.AA).to_value(u.AA, equivalencies=u.spectral())
+                 for v in wave_range)
+    if not low < high:
+        raise ValueError(f"wave_range {wave_range} must be (min, max) with min < max")
+    angstrom = wave.to_value(u.AA, equivalencies=u.spectral())
+    slack = 1e-12  # bounds given in another unit (700 nm) must keep their own sample
+    keep = (angstrom >= low * (1 - slack)) & (angstrom <= high * (1 + slack))
+    if keep.sum() < 2:
+        raise ValueError(f"{path}: wave_range ({low:g}, {high:g}) Angstrom keeps "
+                         f"{keep.sum()} of the template's samples "
+                         f"({angstrom.min():g}-{angstrom.max():g} Angstrom); it needs two")
+    return wave[keep], flux[keep]
