@@ -30,7 +30,7 @@ def test_every_recipe_line_has_a_vacuum_wavelength_with_a_reference():
 
 
 def test_composite_bounds_are_the_recipe_flux_ratios():
-    """A group's amplitude bound times its recipe flux over the reference's is the declared ratio."""
+    """A group's amplitude bound times its recipe flux over the reference's: the declared ratio."""
     table = recipe("emission")
     composite = default_set(["emission"])[0]
     flux = {c.name.split(":")[1]: sum(s for s in c.meta["line_strengths"] if s > 0)
@@ -95,7 +95,7 @@ def test_composite_emission_groups_are_disjoint_line_templates():
     composite = default_set(["emission"])[0]
     groups = composite.components
     assert [g.name for g in groups] == ["emission:oii", "emission:hb", "emission:oiii",
-                                       "emission:ha", "emission:sii"]
+                                        "emission:ha", "emission:sii"]
     full = build_template(recipe("emission"))
     continuum = build_template(_without_lines(recipe("emission")))
     for group in groups:
