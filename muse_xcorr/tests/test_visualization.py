@@ -8,6 +8,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from muse_xcorr import Correlator, zgrid, datasets  # noqa: E402
 from muse_xcorr.flags import Flag  # noqa: E402
+from muse_xcorr.templates.lines import (LINES, CONFUSION_LINES, LINE_LABELS,  # noqa: E402
+                                        label_lines, line_label, line_wavelengths)
 from muse_xcorr.visualization import plot_ccf, plot_map, plot_spectrum  # noqa: E402
 
 #: A short MUSE-like grid keeps the template matrix small and the tests fast.
@@ -152,3 +154,62 @@ def test_plot_spectrum_shows_masked_pixels_as_gaps(template):
         plot_spectrum(holed, template=template)
     with pytest.raises(IndexError, match="give 0 spatial indices"):
         plot_spectrum(holed, 1, 2)
+
+
+# ---------------------------------------------------------------------- helpers
+def _drawn(fig):
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
+def _overlap(a, b):
+    """Whether two display bounding boxes share more than an edge."""
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _assert_no_overlap(texts, renderer):
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not _overlap(boxes[i], boxes[j]), (texts[i].get_text(), texts[j].get_text())
+
+
+# ---------------------------------------------------------------------- line labels
+def test_every_line_has_a_legible_label():
+    for name in list(LINES) + list(CONFUSION_LINES):
+        assert name in LINE_LABELS, name
+        assert "_" not in LINE_LABELS[name]
+    assert [line_label(n) for n in ("CaII_K", "[OIII]5007", "Lya", "Halpha", "CIII]1909")] == \
+        ["Ca II K", "[O III] 5007", "Ly α", "Hα", "C III] 1909"]
+    # the table follows the one rule that spells out keys it does not list
+    assert line_label("[NeV]3426") == "[Ne V] 3426" and line_label("SiIV1394") == "Si IV 1394"
+    assert line_label("my line") == "my line"
+
+
+def test_line_labels_never_overlap_and_stay_on_the_axis():
+    fig, ax = plt.subplots(figsize=(6.4, 3.0))
+    ax.set_xlim(4750, 9350)
+    marked = label_lines(ax, 0.3)  # 21 lines, [O II] and [S II] doublets, Halpha + [N II]
+    renderer = _drawn(fig)
+    texts = ax.texts
+    assert marked == [n for n, (w, _, _) in LINES.items() if 4750 < w * 1.3 / 1.00028 < 9350]
+    assert len(ax.lines) == len(marked)  # every line marked, labelled or not
+    assert 5 < len(texts) < len(marked)  # some labels left out, many kept
+    _assert_no_overlap(texts, renderer)
+    frame = ax.get_window_extent(renderer)
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert frame.x0 - 0.5 <= box.x0 and box.x1 <= frame.x1 + 0.5
+        assert box.y1 <= frame.y1 + 0.5
+    labels = [t.get_text() for t in texts]
+    legible = set(LINE_LABELS.values())
+    for label in labels:  # a line's label, or one ion's doublet: "[O II] 3726,3729"
+        assert label in legible or label.rpartition(" ")[0] + " " + \
+            label.rpartition(" ")[2].split(",")[0] in legible, label
+    assert "Hα" in labels and "[O II] 3726,3729" in labels  # the strongest ones are kept
+    # each label stands over its line (the doublet between its two lines)
+    observed = dict(zip(marked, line_wavelengths(marked, "air", 0.3).value))
+    halpha = texts[labels.index("Hα")]
+    assert halpha.get_position()[0] == pytest.approx(observed["Halpha"])
+    oii = texts[labels.index("[O II] 3726,3729")].get_position()[0]
+    assert observed["[OII]3726"] < oii < observed["[OII]3729"]
