@@ -7,7 +7,8 @@ returning it, with labels ready for a paper:
   the best and second-best peaks marked;
 - :func:`plot_map`: a map of the result (``z_best``, ``snr``, ``flags``...) on
   the sky, in celestial coordinates when the cube has a WCS, with flagged
-  spaxels masked;
+  spaxels masked; ``flags`` and ``template_index`` as categories with a
+  legend of names, in a figure laid out so that no label is cut;
 - :func:`plot_spectrum`: one spaxel's spectrum with the template at a
   redshift, scaled by its maximum-likelihood amplitude, overlaid.
 
@@ -19,7 +20,7 @@ import astropy.units as u
 
 from .flags import describe
 
-__all__ = ["plot_ccf", "plot_map", "plot_spectrum", "MAP_LABELS"]
+__all__ = ["plot_ccf", "plot_map", "plot_spectrum", "MAP_LABELS", "CATEGORICAL_MAPS"]
 
 #: Colour-bar labels of the maps a `~muse_xcorr.Redshift` holds.
 MAP_LABELS = {
@@ -27,14 +28,19 @@ MAP_LABELS = {
     "f_best": r"Peak correlation $f(z_\mathrm{best})$",
     "sigma_f_best": r"$\sigma_f$ at the peak",
     "snr": r"Peak S/N $f_\mathrm{best} / \sigma_f$",
-    "flags": "Flags (bitwise OR)",
+    "flags": "Flags",
+    "template_index": "Best template",
     "z_second": r"Second-best redshift $z_\mathrm{second}$",
     "f_second": r"Second-best correlation $f_\mathrm{second}$",
     "coverage": "Template coverage of the valid pixels",
     "n_valid": "Valid pixels",
     "chi2_best": r"$\chi^2_\mathrm{min}$ at $z_\mathrm{best}$",
     "chi2_second": r"$\chi^2_\mathrm{min}$ at $z_\mathrm{second}$",
+    "delta_chi2": r"$\Delta\chi^2$ of the second candidate",
 }
+
+#: Maps drawn as categories (one colour and one legend entry per value) by `plot_map`.
+CATEGORICAL_MAPS = ("flags", "template_index")
 
 
 def _pyplot():
@@ -111,9 +117,36 @@ def plot_ccf(result, *index, ax=None, band=True, show_peaks=True, color="k", **k
     return ax
 
 
+def _categories(result, name, values):
+    """Labels and colours of the values of a categorical map."""
+    from matplotlib import colormaps
+
+    present = [int(v) for v in np.unique(values)]
+    if name == "flags":
+        labels = [" + ".join(describe(v)) or "none" for v in present]
+        palette = colormaps["tab10" if len(present) <= 10 else "tab20"].colors
+        colors, others = [], iter(palette)
+        for v in present:
+            colors.append("0.85" if v == 0 else next(others, "k"))
+    else:
+        names = result.template_names
+        labels = [names[v] if 0 <= v < len(names) else f"template {v}" for v in present]
+        palette = colormaps["tab10"].colors  # one colour per template, in every map
+        colors = [palette[v % len(palette)] for v in present]
+    return present, labels, colors
+
+
 def plot_map(result, name="z_best", *, ax=None, mask_flagged=True, colorbar=True, label=None,
              cmap="viridis", **kwargs):
     """Plot a map of a result on the sky.
+
+    Continuous maps get a colour bar. ``flags`` and ``template_index``
+    (`CATEGORICAL_MAPS`) are categories: one colour and one legend entry
+    per value present, for ``flags`` each combination of bits present
+    ("none", "EDGE", "LOW_COVERAGE + AMBIGUOUS", ... in increasing value;
+    no flag in light grey), for ``template_index`` each template by name
+    (a template keeps its colour from map to map). When no spaxel is left to
+    show, the (empty) map says so in the axes.
 
     Parameters
     ----------
@@ -121,27 +154,33 @@ def plot_map(result, name="z_best", *, ax=None, mask_flagged=True, colorbar=True
         A result for a cube (two spatial axes).
     name : str
         The map, one of ``result.map_names`` (``"z_best"``, ``"snr"``,
-        ``"sigma_f_best"``, ``"flags"``...).
+        ``"sigma_f_best"``, ``"flags"``, ``"template_index"``...).
     ax : `~matplotlib.axes.Axes`, optional
-        Default: a new figure, with the result's celestial WCS as projection
-        when it has one (RA/Dec axes), pixel axes otherwise.
+        Default: a new figure with a constrained layout (no label is cut),
+        with the result's celestial WCS as projection when it has one (RA/Dec
+        axes), pixel axes otherwise. The legend of a categorical map goes to
+        the right of the axes: on axes of your own, leave room for it.
     mask_flagged : bool or int
         Spaxels not to show: ``True`` hides every spaxel with a flag set,
         an int (e.g. ``Flag.NO_DATA | Flag.EDGE``) only those with one of
-        these bits, ``False`` none. Non-finite values are never shown.
-        Ignored for ``name="flags"``.
+        these bits, ``False`` none. Non-finite values, and
+        ``template_index`` -1 (no template), are never shown. Ignored for
+        ``name="flags"``.
     colorbar : bool
-        Draw a colour bar labelled with ``label``.
+        Draw a colour bar labelled with ``label`` (a categorical map: a
+        legend titled ``label``).
     label : str, optional
-        Colour-bar label; default from `MAP_LABELS`.
+        Colour-bar label or legend title; default from `MAP_LABELS`.
     cmap : str or `~matplotlib.colors.Colormap`
+        Of a continuous map.
     **kwargs
         Passed to `~matplotlib.axes.Axes.imshow` (``vmin``, ``vmax``...).
 
     Returns
     -------
     ax : `~matplotlib.axes.Axes`
-        ``ax.images[0]`` holds the map as a masked array.
+        ``ax.images[0]`` holds the map's values as a masked array;
+        ``ax.get_legend()`` is the legend of a categorical map.
     """
     if name not in result.map_names:
         raise KeyError(f"this result has no map {name!r}; it has {result.map_names}")
@@ -151,15 +190,35 @@ def plot_map(result, name="z_best", *, ax=None, mask_flagged=True, colorbar=True
     plt = _pyplot()
     values = np.asarray(getattr(result, name))
     hidden = ~np.isfinite(values.astype(float))
+    if name == "template_index":
+        hidden |= values < 0
     if name != "flags" and mask_flagged is not False:
         bits = -1 if mask_flagged is True else int(mask_flagged)  # -1: every bit
         hidden |= (np.asarray(result.flags) & bits) != 0
     image = np.ma.masked_array(values, mask=hidden)
     if ax is None:
-        figure = plt.figure()
+        figure = plt.figure(layout="constrained")
         ax = figure.add_subplot(projection=result.wcs) if result.wcs is not None \
             else figure.add_subplot()
-    shown = ax.imshow(image, origin="lower", cmap=cmap, interpolation="nearest", **kwargs)
+    label = label or MAP_LABELS.get(name, name)
+    empty = bool(hidden.all())
+    categorical = name in CATEGORICAL_MAPS and not empty
+    if categorical:
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+        from matplotlib.patches import Patch
+
+        present, names, colors = _categories(result, name, values[~hidden])
+        bounds = np.concatenate([[present[0] - 0.5], 0.5 * (np.array(present[1:]) +
+                                                            np.array(present[:-1])),
+                                 [present[-1] + 0.5]])
+        kwargs.update(cmap=ListedColormap(colors), norm=BoundaryNorm(bounds, len(colors)))
+    elif empty:
+        kwargs.setdefault("vmin", 0.0)
+        kwargs.setdefault("vmax", 1.0)
+        kwargs.setdefault("cmap", cmap)
+    else:
+        kwargs.setdefault("cmap", cmap)
+    shown = ax.imshow(image, origin="lower", interpolation="nearest", **kwargs)
     if hasattr(ax, "coords"):  # WCSAxes
         ax.coords[0].set_axislabel("Right ascension")
         ax.coords[1].set_axislabel("Declination")
@@ -168,8 +227,16 @@ def plot_map(result, name="z_best", *, ax=None, mask_flagged=True, colorbar=True
     else:
         ax.set_xlabel("x (spaxel)")
         ax.set_ylabel("y (spaxel)")
-    if colorbar:
-        ax.figure.colorbar(shown, ax=ax, label=label or MAP_LABELS.get(name, name))
+    if empty:
+        why = "flagged or NaN" if name != "flags" and mask_flagged is not False else "NaN"
+        ax.text(0.5, 0.5, f"no spaxel to show:\nall {values.size} are {why}",
+                transform=ax.transAxes, ha="center", va="center", color="0.3")
+    elif categorical and colorbar:
+        handles = [Patch(facecolor=c, edgecolor="0.3", label=n) for c, n in zip(colors, names)]
+        ax.legend(handles=handles, title=label, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0, fontsize="small", title_fontsize="small")
+    elif colorbar:
+        ax.figure.colorbar(shown, ax=ax, label=label)
     return ax
 
 

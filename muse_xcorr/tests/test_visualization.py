@@ -6,7 +6,7 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from muse_xcorr import Correlator, zgrid, datasets  # noqa: E402
+from muse_xcorr import Correlator, Redshift, zgrid, datasets  # noqa: E402
 from muse_xcorr.flags import Flag  # noqa: E402
 from muse_xcorr.templates.lines import (LINES, CONFUSION_LINES, LINE_LABELS,  # noqa: E402
                                         label_lines, line_label, line_wavelengths)
@@ -174,6 +174,29 @@ def _assert_no_overlap(texts, renderer):
             assert not _overlap(boxes[i], boxes[j]), (texts[i].get_text(), texts[j].get_text())
 
 
+def _assert_inside_figure(fig, renderer):
+    frame = fig.bbox
+    for ax in fig.axes:
+        box = ax.get_tightbbox(renderer)
+        assert box.x0 >= frame.x0 - 0.5 and box.y0 >= frame.y0 - 0.5, (ax, box)
+        assert box.x1 <= frame.x1 + 0.5 and box.y1 <= frame.y1 + 0.5, (ax, box)
+
+
+def _fake_result(flags, template_index, names=("emission", "passive", "qso")):
+    """A Redshift with given flags and template maps (3 x 4 spaxels, no data behind it)."""
+    flags = np.asarray(flags, np.int32).ravel()
+    template_index = np.asarray(template_index, np.int32).ravel()
+    n = flags.size
+    z_best = np.where(template_index >= 0, np.linspace(0.3, 0.6, n), np.nan)
+    maps = {"z_best": z_best, "f_best": np.full(n, 0.5), "sigma_f_best": np.full(n, 0.1),
+            "flags": flags, "template_index": template_index}
+    candidates = {"template": template_index[:, None], "z": z_best[:, None],
+                  "delta_chi2": np.zeros((n, 1)), "chi2": np.ones((n, 1)),
+                  "f": np.full((n, 1), 0.5)}
+    return Redshift(maps, candidates, z=np.linspace(0.2, 0.7, 10), spatial_shape=(3, 4),
+                    meta={"templates": ",".join(names)})
+
+
 # ---------------------------------------------------------------------- line labels
 def test_every_line_has_a_legible_label():
     for name in list(LINES) + list(CONFUSION_LINES):
@@ -213,3 +236,71 @@ def test_line_labels_never_overlap_and_stay_on_the_axis():
     assert halpha.get_position()[0] == pytest.approx(observed["Halpha"])
     oii = texts[labels.index("[O II] 3726,3729")].get_position()[0]
     assert observed["[OII]3726"] < oii < observed["[OII]3729"]
+
+
+# ---------------------------------------------------------------------- maps
+def test_plot_map_of_flags_is_categorical_with_flag_names():
+    flags = np.array([[0, 0, Flag.EDGE, Flag.EDGE],
+                      [Flag.LOW_COVERAGE | Flag.AMBIGUOUS, 0, 0, Flag.NO_DATA],
+                      [0, Flag.AMBIGUOUS, Flag.LOW_COVERAGE | Flag.AMBIGUOUS, 0]])
+    template_index = np.where(flags & Flag.NO_DATA, -1, 0)
+    result = _fake_result(flags, template_index)
+    ax = plot_map(result, "flags")
+    image = ax.images[0]
+    np.testing.assert_array_equal(image.get_array().data, flags)
+    assert not image.get_array().mask.any()
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == \
+        ["none", "NO_DATA", "EDGE", "AMBIGUOUS", "LOW_COVERAGE + AMBIGUOUS"]
+    assert legend.get_title().get_text() == "Flags"
+    # each legend patch has the colour the image gives its value; all colours differ
+    colours = []
+    for value, patch in zip((0, 1, 2, 32, 40), legend.get_patches()):
+        drawn = image.cmap(image.norm(value))
+        np.testing.assert_allclose(patch.get_facecolor(), drawn)
+        colours.append(tuple(drawn))
+    assert len(set(colours)) == 5
+    assert len(ax.figure.axes) == 1  # no colour bar
+    _assert_inside_figure(ax.figure, _drawn(ax.figure))
+
+
+def test_plot_map_of_templates_is_categorical_with_template_names():
+    template_index = np.array([[0, 0, 2, 2], [2, 0, -1, 0], [0, 2, 2, 0]])
+    flags = np.where(template_index < 0, Flag.NO_DATA, 0)
+    flags[0, 0] = Flag.EDGE
+    result = _fake_result(flags, template_index)
+    ax = plot_map(result, "template_index")
+    image = ax.images[0].get_array()
+    np.testing.assert_array_equal(image.mask, flags != 0)
+    np.testing.assert_array_equal(image.data, template_index)
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["emission", "qso"]
+    # a template keeps its colour whichever others are present
+    only_qso = _fake_result(np.zeros((3, 4)), np.full((3, 4), 2))
+    other = plot_map(only_qso, "template_index").get_legend()
+    np.testing.assert_allclose(other.get_patches()[0].get_facecolor(),
+                               legend.get_patches()[1].get_facecolor())
+    _assert_inside_figure(ax.figure, _drawn(ax.figure))
+
+
+def test_plot_map_default_figure_keeps_its_labels(cube_result):
+    _, _, result = cube_result
+    for name in ("z_best", "snr", "flags"):
+        ax = plot_map(result, name)
+        renderer = _drawn(ax.figure)
+        _assert_inside_figure(ax.figure, renderer)
+        for axis in ax.coords:  # WCSAxes: RA, Dec labels drawn and inside the figure
+            assert axis.get_axislabel()
+        box = ax.get_tightbbox(renderer)
+        assert box.x0 >= 0 and box.y0 >= 0
+
+
+def test_an_all_masked_map_says_so():
+    result = _fake_result(np.full((3, 4), Flag.NO_DATA), np.full((3, 4), -1))
+    for name in ("z_best", "template_index"):
+        ax = plot_map(result, name)
+        assert ax.images[0].get_array().mask.all()
+        assert any("no spaxel to show" in t.get_text() for t in ax.texts)
+        assert "12" in ax.texts[0].get_text()
+        assert len(ax.figure.axes) == 1 and ax.get_legend() is None
+        _drawn(ax.figure)  # draws without error
