@@ -1,16 +1,22 @@
 """Plots of a :class:`~muse_xcorr.Redshift` and of the data it came from.
 
-Three functions, each drawing on a matplotlib `~matplotlib.axes.Axes` and
-returning it, with labels ready for a paper:
+Each function draws on matplotlib axes and returns them (or the figure),
+with labels ready for a paper:
 
 - :func:`plot_ccf`: one spaxel's correlation f(z) with its 1-sigma band and
   the best and second-best peaks marked;
 - :func:`plot_map`: a map of the result (``z_best``, ``snr``, ``flags``...) on
   the sky, in celestial coordinates when the cube has a WCS, with flagged
   spaxels masked; ``flags`` and ``template_index`` as categories with a
-  legend of names, in a figure laid out so that no label is cut;
+  legend of names;
 - :func:`plot_spectrum`: one spaxel's spectrum with the template at a
-  redshift, scaled by its maximum-likelihood amplitude, overlaid.
+  redshift, scaled by its maximum-likelihood amplitude, or with the
+  correlator's fitted model (``model=True``), overlaid.
+
+The spectra are drawn with a y range that a few extreme pixels (a sky-line
+residual) do not set, see :func:`robust_limits`. The figures these
+functions create use matplotlib's constrained layout (matplotlib >= 3.6),
+so that no axis label is cut.
 
 matplotlib is imported only when a function is called: it is an optional
 dependency (``pip install muse_xcorr[all]``).
@@ -20,7 +26,8 @@ import astropy.units as u
 
 from .flags import describe
 
-__all__ = ["plot_ccf", "plot_map", "plot_spectrum", "MAP_LABELS", "CATEGORICAL_MAPS"]
+__all__ = ["plot_ccf", "plot_map", "plot_spectrum", "robust_limits", "MAP_LABELS",
+           "CATEGORICAL_MAPS", "RANK_COLORS"]
 
 #: Colour-bar labels of the maps a `~muse_xcorr.Redshift` holds.
 MAP_LABELS = {
@@ -42,6 +49,13 @@ MAP_LABELS = {
 #: Maps drawn as categories (one colour and one legend entry per value) by `plot_map`.
 CATEGORICAL_MAPS = ("flags", "template_index")
 
+#: Colours of the candidates, best first (in every plot of candidates; C0 is left
+#: out: it is close to the error band's blue).
+RANK_COLORS = ("C3", "C2", "C1", "C4", "C5", "C6", "C8", "C9")
+
+#: Colour and opacity of the +-1 sigma band of the spectra.
+_BAND = dict(color="tab:blue", alpha=0.3, lw=0)
+
 
 def _pyplot():
     try:
@@ -59,6 +73,79 @@ def _at(result, name, index):
 
 def _spaxel_label(index):
     return "spectrum" if not index else "spaxel (" + ", ".join(str(int(i)) for i in index) + ")"
+
+
+def _title(result, index):
+    """The spaxel and, in brackets, the names of its flags."""
+    title = _spaxel_label(index)
+    flags = describe(_at(result, "flags", index))
+    return title + (" [" + ", ".join(flags) + "]" if flags else "")
+
+
+def robust_limits(values, *, percentiles=(0.5, 99.5), margin=0.08, include=()):
+    """A y range for a spectrum that a few extreme pixels do not set.
+
+    The range spans the ``percentiles`` of the finite ``values``, widened by
+    ``margin`` of its width on each side, and then extended to cover every
+    finite value of the arrays in ``include`` (e.g. a fitted model, so that
+    the lines it fits are drawn whole). With the default percentiles, up to
+    0.5 % of the pixels at each end -- single sky-line residuals, cosmic
+    rays -- fall outside; so would an emission line narrower than that with
+    no model over it.
+
+    Parameters
+    ----------
+    values : array_like
+        The flux (any unit); NaN ignored.
+    percentiles : (float, float)
+        Lower and upper percentile, in per cent.
+    margin : float
+        Fraction of the range added on each side.
+    include : sequence of array_like
+        Arrays whose whole finite range must be shown.
+
+    Returns
+    -------
+    limits : (float, float) or None
+        In the unit of ``values``; None when nothing is finite.
+    """
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    low = high = None
+    if finite.size:
+        low, high = (float(v) for v in np.percentile(finite, percentiles))
+    for extra in include:
+        extra = np.asarray(extra, dtype=float)
+        extra = extra[np.isfinite(extra)]
+        if extra.size:
+            low = float(extra.min()) if low is None else min(low, float(extra.min()))
+            high = float(extra.max()) if high is None else max(high, float(extra.max()))
+    if low is None:
+        return None
+    span = high - low
+    if not span > 0:
+        span = abs(high) if high != 0 else 1.0
+    return low - margin * span, high + margin * span
+
+
+def _draw_spectrum(ax, wave, flux, sigma, errors, kwargs, label="data"):
+    """The spectrum (``ax.lines`` gets it) and its +-1 sigma band; NaN pixels are gaps."""
+    line, = ax.plot(wave, flux, color=kwargs.pop("color", "0.2"), lw=kwargs.pop("lw", 0.6),
+                    label=kwargs.pop("label", label), **kwargs)
+    if errors:
+        ax.fill_between(wave, flux - sigma, flux + sigma, label=r"$\pm 1\,\sigma$", **_BAND)
+    return line
+
+
+def _set_robust_ylim(ax, flux, ylim, include=()):
+    if ylim is None:
+        return
+    if ylim == "robust":
+        limits = robust_limits(flux, include=include)
+        if limits is not None:
+            ax.set_ylim(*limits)
+    else:
+        ax.set_ylim(*ylim)
 
 
 def plot_ccf(result, *index, ax=None, band=True, show_peaks=True, color="k", **kwargs):
@@ -108,15 +195,187 @@ def plot_ccf(result, *index, ax=None, band=True, show_peaks=True, color="k", **k
                        label=rf"$z_\mathrm{{second}} = {z_second:.5f}$")
     ax.set_xlabel("Redshift $z$")
     ax.set_ylabel("Normalised cross-correlation $f(z)$")
+    ax.set_title(_title(result, index))
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+# ---------------------------------------------------------------------- spectra and models
+def _fitted(result, flat, templates, redshifts):
+    """The fitted models of one spaxel for several (template, z), and its working spectrum."""
+    rows = np.full(len(templates), flat, dtype=np.int64)
+    flux, amplitudes, work = result.correlator.fitted_model(
+        result.data, rows, np.asarray(templates, dtype=np.int64),
+        np.asarray(redshifts, dtype=float))
+    return flux, amplitudes, work
+
+
+def _working_spectrum(work, row=0):
+    valid = np.asarray(work.valid[row], bool)
+    flux = np.where(valid, work.flux[row], np.nan)
+    sigma = np.where(valid, np.sqrt(np.where(valid, work.variance[row], 0.0)), np.nan)
+    return flux, sigma
+
+
+def _flux_label(data, subtracted):
+    unit = data.flux.unit.to_string("latex_inline")
+    return f"Flux - continuum\n[{unit}]" if subtracted else f"Flux [{unit}]"
+
+
+def plot_spectrum(data, *index, template=None, z=None, model=False, ax=None, errors=True,
+                  ylim="robust", **kwargs):
+    """Plot one spaxel's spectrum, with a template or the fitted model at redshift z overlaid.
+
+    Two modes:
+
+    - ``model=False`` (default): the spectrum as it is, with ``template``
+      redshifted and resampled onto the data's pixels exactly as the
+      correlator does it (in the data's air or vacuum medium), then scaled by
+      its maximum-likelihood amplitude A = sum(w d T) / sum(w T^2),
+      w = 1 / variance, over the valid pixels (no continuum subtracted, no
+      line spread);
+    - ``model=True``: ``data`` is a `~muse_xcorr.Redshift`; the spectrum
+      minus the continuum the correlator subtracted, and the correlator's
+      fitted model (:meth:`Correlator.fitted_model
+      <muse_xcorr.Correlator.fitted_model>`: continuum-subtracted, line spread,
+      a composite's fitted amplitudes) of the spaxel's best template at
+      z_best, or of ``template`` at ``z``.
+
+    Parameters
+    ----------
+    data : `~muse_xcorr.MuseCube`, `~muse_xcorr.MuseSpectrum`, `~specutils.Spectrum` \
+or `~muse_xcorr.Redshift`
+        The data, or a result (its data; with ``model=True``, its correlator too).
+    *index : int
+        Spatial indices of the spaxel (none for a single spectrum).
+    template : `~muse_xcorr.Template`, int or str, optional
+        ``model=False``: overlay this template (needs ``z``). ``model=True``:
+        one of the result's templates, by index or name (needs ``z``);
+        default the spaxel's best.
+    z : float, optional
+        Redshift of the overlay, e.g. ``result.z_best[y, x]``.
+    model : bool
+        Draw the continuum-subtracted data and the fitted model.
+    ax : `~matplotlib.axes.Axes`, optional
+        Default: the current axes.
+    errors : bool
+        Shade the data's +-1 sigma (a blue band).
+    ylim : "robust", (float, float) or None
+        ``"robust"``: see :func:`robust_limits` (the overlay always shown
+        whole); a pair: these limits, in the flux unit; None: matplotlib's.
+    **kwargs
+        Passed to `~matplotlib.axes.Axes.plot` for the spectrum.
+
+    Returns
+    -------
+    ax : `~matplotlib.axes.Axes`
+        ``ax.lines[0]`` is the spectrum (NaN at masked pixels),
+        ``ax.lines[1]`` the scaled template or the fitted model when one is
+        drawn; ``ax.collections[0]`` the error band.
+    """
+    from .result import Redshift
+    from .spectra import as_spectral_data
+
+    plt = _pyplot()
+    if model:
+        if not isinstance(data, Redshift):
+            raise TypeError("model=True draws the correlator's fitted model: pass the "
+                            "Redshift result (plot_spectrum(result, y, x, model=True))")
+        return _plot_model_spectrum(data, index, template, z, plt.gca() if ax is None else ax,
+                                    errors, ylim, kwargs)
+    if (template is None) != (z is None):
+        raise ValueError("give both template and z to overlay the template, or neither")
     title = _spaxel_label(index)
-    flags = describe(_at(result, "flags", index))
-    if flags:
-        title += " [" + ", ".join(flags) + "]"
+    if isinstance(data, Redshift):
+        title = _title(data, index)
+        data = data.data
+        if data is None:
+            raise RuntimeError("this Redshift was read from a file and has no data to plot")
+    data = as_spectral_data(data)
+    shape = data.spatial_shape
+    if len(index) != len(shape):
+        raise IndexError(f"give {len(shape)} spatial indices for this data (spatial shape "
+                         f"{shape}), got {len(index)}")
+    flat = int(np.ravel_multi_index(tuple(int(i) for i in index), shape)) if shape else 0
+    batch = data.spectra(flat, flat + 1)
+    valid = batch.valid[0]
+    flux = np.where(valid, batch.flux[0], np.nan)
+    sigma = np.where(valid, np.sqrt(np.where(valid, batch.variance[0], 0.0)), np.nan)
+    wave = data.spectral_axis.to_value(u.AA)
+    ax = plt.gca() if ax is None else ax
+    _draw_spectrum(ax, wave, flux, sigma, errors, kwargs)
+    overlay = ()
+    if template is not None:
+        shape_ = template.matrix(data.spectral_axis, np.atleast_1d(float(z)),
+                                 medium=data.medium)[:, 0]
+        amplitude = _ml_amplitude(batch.flux[0], batch.inverse_variance()[0], shape_)
+        name = f"{template.name} " if template.name else "template "
+        ax.plot(wave, amplitude * shape_, color="C3", lw=1.0,
+                label=rf"{name}at $z = {float(z):.5f}$")
+        overlay = (amplitude * shape_,)
+    _set_robust_ylim(ax, flux, ylim, overlay)
+    ax.set_xlabel(f"Wavelength ({data.medium}) [$\\AA$]")
+    ax.set_ylabel(_flux_label(data, False))
     ax.set_title(title)
     ax.legend(loc="best", fontsize="small")
     return ax
 
 
+def _resolve_template(result, template):
+    names = result.template_names
+    if isinstance(template, str):
+        if template not in names:
+            raise KeyError(f"no template {template!r} in this result; it has {names}")
+        return names.index(template)
+    index = int(template)
+    if not 0 <= index < len(result.correlator.templates):
+        raise IndexError(f"template index {index} out of range for "
+                         f"{len(result.correlator.templates)} templates")
+    return index
+
+
+def _plot_model_spectrum(result, index, template, z, ax, errors, ylim, kwargs):
+    result.need_data("plot_spectrum(model=True)")
+    flat = result.flat_index(*index)
+    if template is None:
+        if z is not None:
+            raise ValueError("with model=True, give z together with template (an index or a "
+                             "name), or neither (the best template at z_best)")
+        template, z = int(_at(result, "template_index", index)), float(_at(result, "z_best",
+                                                                           index))
+    else:
+        if z is None:
+            raise ValueError("with model=True and a template, give z")
+        template, z = _resolve_template(result, template), float(z)
+    work = result.correlator.working(result.data, np.array([flat]))
+    flux, sigma = _working_spectrum(work)
+    wave = result.data.spectral_axis.to_value(u.AA)
+    _draw_spectrum(ax, wave, flux, sigma, errors, kwargs, label="data - continuum")
+    overlay = ()
+    if template >= 0:
+        model, _, _ = _fitted(result, flat, [template], [z])
+        name = result.template_names[template] if template < len(result.template_names) \
+            else f"template {template}"
+        ax.plot(wave, model[0], color=RANK_COLORS[0], lw=1.0,
+                label=rf"fitted model, {name} at $z = {z:.5f}$")
+        overlay = (model[0],)
+    _set_robust_ylim(ax, flux, ylim, overlay)
+    ax.set_xlabel(f"Wavelength ({result.data.medium}) [$\\AA$]")
+    ax.set_ylabel(_flux_label(result.data, True))
+    ax.set_title(_title(result, index))
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def _ml_amplitude(flux, weights, model):
+    """The maximum-likelihood amplitude of ``model`` in the data (science.md section 2)."""
+    denominator = np.sum(weights * model * model)
+    if not denominator > 0:
+        return 0.0
+    return float(np.sum(weights * flux * model) / denominator)
+
+
+# ---------------------------------------------------------------------- maps
 def _categories(result, name, values):
     """Labels and colours of the values of a categorical map."""
     from matplotlib import colormaps
@@ -238,77 +497,3 @@ def plot_map(result, name="z_best", *, ax=None, mask_flagged=True, colorbar=True
     elif colorbar:
         ax.figure.colorbar(shown, ax=ax, label=label)
     return ax
-
-
-def plot_spectrum(data, *index, template=None, z=None, ax=None, errors=True, **kwargs):
-    """Plot one spaxel's spectrum, with the template at redshift z overlaid.
-
-    The template is redshifted and resampled onto the data's pixels exactly
-    as the correlator does it (in the data's air or vacuum medium), then
-    scaled by its maximum-likelihood amplitude
-    A = sum(w d T) / sum(w T^2), w = 1 / variance, over the valid pixels.
-
-    Parameters
-    ----------
-    data : `~muse_xcorr.MuseCube`, `~muse_xcorr.MuseSpectrum` or `~specutils.Spectrum`
-    *index : int
-        Spatial indices of the spaxel (none for a single spectrum).
-    template : `~muse_xcorr.Template`, optional
-        Overlay this template; needs ``z``.
-    z : float, optional
-        Redshift of the overlay, e.g. ``result.z_best[y, x]``.
-    ax : `~matplotlib.axes.Axes`, optional
-        Default: the current axes.
-    errors : bool
-        Shade the data's +-1 sigma.
-    **kwargs
-        Passed to `~matplotlib.axes.Axes.plot` for the spectrum.
-
-    Returns
-    -------
-    ax : `~matplotlib.axes.Axes`
-        ``ax.lines[0]`` is the spectrum (NaN at masked pixels),
-        ``ax.lines[1]`` the scaled template when one is drawn.
-    """
-    from .spectra import as_spectral_data
-
-    if (template is None) != (z is None):
-        raise ValueError("give both template and z to overlay the template, or neither")
-    data = as_spectral_data(data)
-    shape = data.spatial_shape
-    if len(index) != len(shape):
-        raise IndexError(f"give {len(shape)} spatial indices for this data (spatial shape "
-                         f"{shape}), got {len(index)}")
-    flat = int(np.ravel_multi_index(tuple(int(i) for i in index), shape)) if shape else 0
-    batch = data.spectra(flat, flat + 1)
-    valid = batch.valid[0]
-    flux = np.where(valid, batch.flux[0], np.nan)
-    sigma = np.where(valid, np.sqrt(batch.variance[0]), np.nan)
-    wave = data.spectral_axis.to_value(u.AA)
-    plt = _pyplot()
-    ax = plt.gca() if ax is None else ax
-    ax.plot(wave, flux, color=kwargs.pop("color", "0.3"), lw=kwargs.pop("lw", 0.7),
-            label=kwargs.pop("label", "data"), **kwargs)
-    if errors:
-        ax.fill_between(wave, flux - sigma, flux + sigma, color="0.6", alpha=0.4, lw=0,
-                        label=r"$\pm 1\,\sigma$")
-    if template is not None:
-        model = template.matrix(data.spectral_axis, np.atleast_1d(float(z)),
-                                medium=data.medium)[:, 0]
-        amplitude = _ml_amplitude(batch.flux[0], batch.inverse_variance()[0], model)
-        name = f"{template.name} " if template.name else "template "
-        ax.plot(wave, amplitude * model, color="C3", lw=1.0,
-                label=rf"{name}at $z = {float(z):.5f}$")
-    ax.set_xlabel(f"Wavelength ({data.medium}) [$\\AA$]")
-    ax.set_ylabel(f"Flux [{data.flux.unit.to_string('latex_inline')}]")
-    ax.set_title(_spaxel_label(index))
-    ax.legend(loc="best", fontsize="small")
-    return ax
-
-
-def _ml_amplitude(flux, weights, model):
-    """The maximum-likelihood amplitude of ``model`` in the data (science.md section 2)."""
-    denominator = np.sum(weights * model * model)
-    if not denominator > 0:
-        return 0.0
-    return float(np.sum(weights * flux * model) / denominator)

@@ -10,7 +10,8 @@ from muse_xcorr import Correlator, Redshift, zgrid, datasets  # noqa: E402
 from muse_xcorr.flags import Flag  # noqa: E402
 from muse_xcorr.templates.lines import (LINES, CONFUSION_LINES, LINE_LABELS,  # noqa: E402
                                         label_lines, line_label, line_wavelengths)
-from muse_xcorr.visualization import plot_ccf, plot_map, plot_spectrum  # noqa: E402
+from muse_xcorr.visualization import (plot_ccf, plot_map, plot_spectrum,  # noqa: E402
+                                      robust_limits)
 
 #: A short MUSE-like grid keeps the template matrix small and the tests fast.
 WAVE = datasets.muse_wavelength(n_pixels=1600, start=5500.0)
@@ -304,3 +305,61 @@ def test_an_all_masked_map_says_so():
         assert "12" in ax.texts[0].get_text()
         assert len(ax.figure.axes) == 1 and ax.get_legend() is None
         _drawn(ax.figure)  # draws without error
+
+
+# ---------------------------------------------------------------------- spectra
+def test_plot_spectrum_y_range_ignores_a_sky_spike(template):
+    spectrum, truth = datasets.make_spectrum(template, z=0.4, snr=20.0, seed=8, wavelength=WAVE)
+    flux = spectrum.flux.value.copy()
+    flux[700] = 1e4  # one sky-line residual, ~1e4 sigma
+    spiked = type(spectrum)(spectrum.spectral_axis, flux * spectrum.flux.unit,
+                            spectrum.uncertainty, medium=spectrum.medium)
+    ax = plot_spectrum(spiked, ax=plt.figure().add_subplot())
+    low, high = ax.get_ylim()
+    others = np.delete(flux, 700)
+    assert high < 100 < 1e4  # the spike does not set the range ...
+    assert np.mean((others >= low) & (others <= high)) > 0.99  # ... the other pixels do
+    assert low < np.percentile(others, 1) and high > np.percentile(others, 99)
+    ax = plot_spectrum(spiked, ax=plt.figure().add_subplot(), ylim=None)
+    assert ax.get_ylim()[1] > 1e4  # matplotlib's own range: what the spike did before
+    assert robust_limits([np.nan]) is None
+    assert robust_limits([1.0, 1.0]) == pytest.approx((0.92, 1.08))
+    # an overlay is always shown whole
+    ax = plot_spectrum(spiked, template=template, z=0.4, ax=plt.figure().add_subplot())
+    model = ax.lines[1].get_ydata()
+    assert ax.get_ylim()[0] <= model.min() and ax.get_ylim()[1] >= model.max()
+
+
+def test_plot_spectrum_error_band_is_visible(cube_result):
+    cube, _, result = cube_result
+    y, x = np.argwhere(result.flags == 0)[0]
+    ax = plot_spectrum(cube, y, x, ax=plt.figure().add_subplot())
+    band = ax.collections[0]
+    face = matplotlib.colors.to_rgba(band.get_facecolor()[0])
+    line = matplotlib.colors.to_rgba(ax.lines[0].get_color())
+    assert face[3] >= 0.25  # opaque enough to see ...
+    assert np.ptp(face[:3]) > 0.3  # ... coloured, not grey ...
+    assert np.linalg.norm(np.subtract(face[:3], line[:3])) > 0.3  # ... unlike the data
+    sigma = np.sqrt(cube.uncertainty.array[:, y, x].astype(float))
+    vertices = band.get_paths()[0].vertices
+    flux = cube.flux.value[:, y, x].astype(float)
+    assert (WAVE.value[5], flux[5] + sigma[5]) in {tuple(v) for v in vertices}
+
+
+def test_plot_spectrum_with_the_fitted_model(cube_result):
+    cube, _, result = cube_result
+    y, x = np.argwhere(result.flags == 0)[1]
+    ax = plot_spectrum(result, y, x, model=True, ax=plt.figure().add_subplot())
+    flat = result.flat_index(y, x)
+    expected, _, work = result.correlator.fitted_model(
+        result.data, np.array([flat]), np.array([result.template_index[y, x]]),
+        np.array([result.z_best[y, x]]))
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), expected[0])
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), work.flux[0])  # no pixel masked
+    # the continuum is gone: the data scatter around zero, unlike the raw spectrum
+    raw = cube.flux.value[:, y, x].astype(float)
+    assert abs(np.median(work.flux[0])) < 0.1 * abs(np.median(raw))
+    assert "continuum" in ax.get_ylabel() and "fitted model" in ax.lines[1].get_label()
+    assert ax.get_title() == f"spaxel ({y}, {x})"
+    with pytest.raises(TypeError, match="Redshift"):
+        plot_spectrum(cube, y, x, model=True)
