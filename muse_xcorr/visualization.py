@@ -3,6 +3,12 @@
 Each function draws on matplotlib axes and returns them (or the figure),
 with labels ready for a paper:
 
+- :func:`plot_candidates`: the inspection plot of one spaxel, its
+  (continuum-subtracted) spectrum with the fitted models of its best
+  candidates and the best one's lines labelled, above its p(z) or
+  Delta chi2(z) with every candidate marked: why a spaxel is ambiguous;
+- :func:`plot_pdf`: one spaxel's p(z) with its candidates marked;
+- :func:`plot_chi2`: one spaxel's Delta chi2(z), per template of its candidates;
 - :func:`plot_ccf`: one spaxel's correlation f(z) with its 1-sigma band and
   the best and second-best peaks marked;
 - :func:`plot_map`: a map of the result (``z_best``, ``snr``, ``flags``...) on
@@ -26,8 +32,8 @@ import astropy.units as u
 
 from .flags import describe
 
-__all__ = ["plot_ccf", "plot_map", "plot_spectrum", "robust_limits", "MAP_LABELS",
-           "CATEGORICAL_MAPS", "RANK_COLORS"]
+__all__ = ["plot_candidates", "plot_pdf", "plot_chi2", "plot_ccf", "plot_map",
+           "plot_spectrum", "robust_limits", "MAP_LABELS", "CATEGORICAL_MAPS", "RANK_COLORS"]
 
 #: Colour-bar labels of the maps a `~muse_xcorr.Redshift` holds.
 MAP_LABELS = {
@@ -80,6 +86,11 @@ def _title(result, index):
     title = _spaxel_label(index)
     flags = describe(_at(result, "flags", index))
     return title + (" [" + ", ".join(flags) + "]" if flags else "")
+
+
+def _rank_style(rank):
+    return dict(color=RANK_COLORS[rank % len(RANK_COLORS)], lw=1.4 if rank == 0 else 1.0,
+                ls="-" if rank == 0 else "--", zorder=3 - 0.01 * rank)
 
 
 def robust_limits(values, *, percentiles=(0.5, 99.5), margin=0.08, include=()):
@@ -148,6 +159,7 @@ def _set_robust_ylim(ax, flux, ylim, include=()):
         ax.set_ylim(*ylim)
 
 
+# ---------------------------------------------------------------------- correlation curves
 def plot_ccf(result, *index, ax=None, band=True, show_peaks=True, color="k", **kwargs):
     """Plot one spaxel's correlation f(z) with its 1-sigma band and peaks.
 
@@ -200,7 +212,247 @@ def plot_ccf(result, *index, ax=None, band=True, show_peaks=True, color="k", **k
     return ax
 
 
+def _candidates_of(result, flat, n=None):
+    """The spaxel's candidates, best first: rank, template, z, delta_chi2 (those that exist)."""
+    template = np.asarray(result.flat_candidates("template")[flat])
+    keep = np.flatnonzero(template >= 0)
+    if n is not None:
+        keep = keep[:max(int(n), 0)]
+    fields = {name: np.asarray(result.flat_candidates(name)[flat])[keep]
+              for name in ("template", "z", "delta_chi2")}
+    fields["rank"] = keep
+    return fields
+
+
+def _candidate_label(result, template, z, delta, rank, short=False):
+    names = result.template_names
+    name = names[template] if 0 <= template < len(names) else f"template {template}"
+    if short:
+        return f"#{rank + 1} {name}, z = {z:.4f}"
+    delta = r"$\Delta\chi^2$ = " + ("0 (best)" if rank == 0 else f"{delta:.1f}")
+    return f"#{rank + 1} {name}: z = {z:.5f}, {delta}"
+
+
+def _mark_candidates(ax, result, candidates):
+    """A vertical line at every candidate's z, in its rank's colour, with a legend label."""
+    for rank, template, z, delta in zip(candidates["rank"], candidates["template"],
+                                        candidates["z"], candidates["delta_chi2"]):
+        style = _rank_style(int(rank))
+        style.update(lw=1.0, ls="-" if rank == 0 else "--", alpha=0.8)
+        ax.axvline(z, label=_candidate_label(result, int(template), z, delta, int(rank),
+                                             short=True), **style)
+
+
+def _no_candidate(ax):
+    ax.text(0.5, 0.5, "no candidate", transform=ax.transAxes, ha="center", va="center",
+            color="0.4")
+
+
+def plot_pdf(result, *index, ax=None, n=None, templates="candidates", log=False, color="k",
+             **kwargs):
+    """Plot one spaxel's redshift probability p(z), with its candidates marked.
+
+    p(z) is :meth:`Redshift.pdf <muse_xcorr.Redshift.pdf>`: the profile
+    likelihood exp(-chi2(z) / 2) of the spaxel's best template, normalised
+    to unit integral over the grid. With ``templates="candidates"`` each
+    other template among the candidates gets its curve exp(-chi2_t(z) / 2)
+    on the same scale (divided by the same constant), so that heights
+    compare: a candidate Delta chi2 = 9 worse peaks at 1 % of the best one
+    (use ``log=True`` to see it). p(z) exists for the inverse-variance
+    weighting only: for a result of the uniform weighting this raises a
+    ValueError (plot :func:`plot_chi2` instead).
+
+    Parameters
+    ----------
+    result : `~muse_xcorr.Redshift`
+        Fresh from :meth:`~muse_xcorr.Correlator.correlate` (it needs the data).
+    *index : int
+        Spatial indices of the spaxel; none for a single spectrum.
+    ax : `~matplotlib.axes.Axes`, optional
+        Default: the current axes.
+    n : int, optional
+        Mark the ``n`` best candidates; default all.
+    templates : {"candidates", "best"}
+        Curves for every template among those candidates, or the best only.
+    log : bool
+        A logarithmic p axis, down to 1e-8 of the peak.
+    color : str
+        Colour of the best template's curve.
+    **kwargs
+        Passed to `~matplotlib.axes.Axes.plot` for the best template's curve.
+
+    Returns
+    -------
+    ax : `~matplotlib.axes.Axes`
+        ``ax.lines[0]`` is p(z) (per unit redshift, unit integral), then one
+        curve per other template (``templates="candidates"``, in the colour of
+        its best candidate), then one vertical line per candidate, best first.
+
+    Raises
+    ------
+    ValueError
+        If the result was correlated with uniform weighting.
+    """
+    from .statistics import likelihood_pdf
+
+    if templates not in ("candidates", "best"):
+        raise ValueError(f"templates must be 'candidates' or 'best', got {templates!r}")
+    if result.meta.get("weighting") != "inverse_variance":
+        raise ValueError("plot_pdf needs a result of the inverse-variance weighting: a "
+                         "uniformly weighted fit has no likelihood, so no p(z); use "
+                         "plot_chi2 (Delta chi2(z) of the fitted models) instead")
+    result.need_data("plot_pdf")
+    plt = _pyplot()
+    ax = plt.gca() if ax is None else ax
+    flat = result.flat_index(*index)
+    z, _, _, chi2 = result.curve(*index)  # what Redshift.pdf uses
+    p = likelihood_pdf(z, chi2)
+    names = result.template_names
+    best = int(result.flat("template_index")[flat])
+    ax.plot(z, p, color=color, lw=kwargs.pop("lw", 1.0),
+            label=kwargs.pop("label", "$p(z)$" + (f", {names[best]}" if best >= 0 else "")),
+            **kwargs)
+    candidates = _candidates_of(result, flat, n)
+    if templates == "candidates" and np.any(np.isfinite(chi2)):
+        lowest = np.nanmin(chi2)
+        scale = np.trapezoid(np.where(np.isfinite(chi2), np.exp(-0.5 * (chi2 - lowest)), 0.0),
+                             z)
+        for t in dict.fromkeys(int(t) for t in candidates["template"]):
+            if t == best:
+                continue
+            rank = int(candidates["rank"][np.flatnonzero(candidates["template"] == t)[0]])
+            other = np.exp(-0.5 * (_template_chi2(result, flat, t) - lowest)) / scale
+            style = _rank_style(rank)
+            style.update(lw=1.0)
+            ax.plot(z, other, label=f"{names[t] if t < len(names) else t} (same scale)",
+                    **style)
+    _mark_candidates(ax, result, candidates)
+    if not candidates["rank"].size:
+        _no_candidate(ax)
+    peak = float(np.max(p[np.isfinite(p)], initial=0.0))
+    if log and peak > 0:
+        ax.set_yscale("log")
+        ax.set_ylim(peak * 1e-8, peak * 3)
+    ax.set_xlabel("Redshift $z$")
+    ax.set_ylabel("$p(z)$ (per unit $z$)")
+    ax.set_title(_title(result, index))
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def _template_chi2(result, flat, template):
+    """chi2(z) over the whole grid of one template's fitted model of one spaxel."""
+    chi2 = []
+    for start in range(0, result.z.size, 2048):
+        columns = np.arange(start, min(start + 2048, result.z.size))[None]
+        ev, _ = result.correlator.evaluate(result.data, [flat], [template], columns)
+        chi2.append(ev.chi2[0])
+    return np.concatenate(chi2)
+
+
+def plot_chi2(result, *index, ax=None, n=None, templates="candidates", threshold=True):
+    """Plot one spaxel's Delta chi2(z) for the templates of its candidates.
+
+    Delta chi2(z) = chi2(z) - chi2 of the best candidate, chi2(z) the
+    weighted chi2 of a template's fitted model at each z of the grid (in
+    both weightings: see :class:`~muse_xcorr.Correlator`). A candidate is a
+    minimum of its template's curve; the spaxel is AMBIGUOUS when a second
+    one comes within the result's ``ambiguity_threshold`` (drawn) of the best.
+
+    Parameters
+    ----------
+    result : `~muse_xcorr.Redshift`
+        Fresh from :meth:`~muse_xcorr.Correlator.correlate` (it needs the data).
+    *index : int
+        Spatial indices of the spaxel; none for a single spectrum.
+    ax : `~matplotlib.axes.Axes`, optional
+        Default: the current axes.
+    n : int, optional
+        Consider the ``n`` best candidates; default all.
+    templates : {"candidates", "best"}
+        A curve for every template among those candidates (best first), or
+        for the best template only.
+    threshold : bool
+        Draw the ambiguity threshold as a horizontal line.
+
+    Returns
+    -------
+    ax : `~matplotlib.axes.Axes`
+        ``ax.lines[0]`` is the best template's Delta chi2(z); then one curve
+        per other template; then (``threshold``) the threshold line; then one
+        vertical line per candidate, best first. The y range shows the
+        candidates' minima (at least Delta chi2 = 25).
+    """
+    if templates not in ("candidates", "best"):
+        raise ValueError(f"templates must be 'candidates' or 'best', got {templates!r}")
+    plt = _pyplot()
+    ax = plt.gca() if ax is None else ax
+    result.need_data("plot_chi2")
+    flat = result.flat_index(*index)
+    candidates = _candidates_of(result, flat, n)
+    if candidates["rank"].size:
+        reference = float(result.flat_candidates("chi2")[flat][candidates["rank"][0]])
+        order = list(dict.fromkeys(int(t) for t in candidates["template"]))
+        if templates == "best":
+            order = order[:1]
+        names = result.template_names
+        for t in order:
+            rank = int(candidates["rank"][np.flatnonzero(candidates["template"] == t)[0]])
+            style = _rank_style(rank)
+            style.update(lw=1.0)
+            ax.plot(result.z, _template_chi2(result, flat, t) - reference,
+                    label=rf"$\Delta\chi^2(z)$, {names[t] if t < len(names) else t}", **style)
+        top = max(25.0, 1.5 * float(np.nanmax(np.where(np.isfinite(candidates["delta_chi2"]),
+                                                       candidates["delta_chi2"], 0.0))))
+        ax.set_ylim(-0.05 * top, top)
+    else:
+        ax.plot(result.z, np.full(result.z.size, np.nan), color="k")
+        _no_candidate(ax)
+    if threshold:
+        value = float(result.meta.get("ambiguity_threshold", 9.0))
+        ax.axhline(value, color="0.5", lw=0.8, ls=":", label=f"AMBIGUOUS below {value:g}")
+    _mark_candidates(ax, result, candidates)
+    ax.set_xlabel("Redshift $z$")
+    ax.set_ylabel(r"$\chi^2(z) - \chi^2_\mathrm{best}$")
+    ax.set_title(_title(result, index))
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
 # ---------------------------------------------------------------------- spectra and models
+def _template_lines(template, amplitudes):
+    """The lines of a template (its components with a positive amplitude) and their strengths.
+
+    From the ``lines`` / ``line_strengths`` a template carries in its meta
+    (`Template.from_lines <muse_xcorr.Template.from_lines>`, the default
+    set); a template without them gets every line of the list in its
+    wavelength range, with the list's strengths.
+    """
+    from .templates.lines import LINES
+
+    components = getattr(template, "components", None)
+    composite = components is not None
+    components = components if composite else [template]
+    amplitudes = np.ones(len(components)) if amplitudes is None else np.asarray(amplitudes)
+    strengths = {}
+    for component, amplitude in zip(components, amplitudes):
+        if composite and not amplitude > 0:
+            continue
+        scale = float(amplitude) if composite else 1.0
+        names = component.meta.get("lines")
+        if names:
+            values = component.meta.get("line_strengths") or [1.0] * len(names)
+            pairs = zip(names, values)
+        else:
+            rest = component.vacuum_wavelength()
+            pairs = [(name, strength or 1.0) for name, (wave, _, strength) in LINES.items()
+                     if rest[0] <= wave <= rest[-1]]
+        for name, value in pairs:
+            if name in LINES:
+                strengths[name] = max(strengths.get(name, 0.0), abs(float(value)) * scale)
+    return list(strengths), [strengths[n] for n in strengths]
+
+
 def _fitted(result, flat, templates, redshifts):
     """The fitted models of one spaxel for several (template, z), and its working spectrum."""
     rows = np.full(len(templates), flat, dtype=np.int64)
@@ -373,6 +625,128 @@ def _ml_amplitude(flux, weights, model):
     if not denominator > 0:
         return 0.0
     return float(np.sum(weights * flux * model) / denominator)
+
+
+def plot_candidates(result, *index, n=3, fig=None, lower="auto", log=True, wave_range=None,
+                    rows=3, errors=True, ylim="robust", figsize=(10.0, 6.5)):
+    """The inspection plot of one spaxel: its best candidates' models and their p(z) or chi2(z).
+
+    Top: the spaxel's spectrum minus the continuum the correlator subtracted
+    (masked pixels are gaps) with its +-1 sigma band, and the fitted model
+    (:meth:`Correlator.fitted_model <muse_xcorr.Correlator.fitted_model>`) of
+    each of its ``n`` best candidates, best first, each labelled in the
+    legend with its template, z and delta_chi2 (the result's, to the best
+    candidate); the lines of the best candidate's template (of its
+    components with a positive fitted amplitude) at its z are marked and
+    labelled with their names (:func:`~muse_xcorr.templates.lines.label_lines`:
+    in up to ``rows`` rows, strongest first, never overlapping, those that do
+    not fit left out). Bottom: p(z) (:func:`plot_pdf`) or Delta chi2(z)
+    (:func:`plot_chi2`), with every shown candidate's z marked in its colour.
+
+    Parameters
+    ----------
+    result : `~muse_xcorr.Redshift`
+        Fresh from :meth:`~muse_xcorr.Correlator.correlate` (it needs the data
+        and the correlator).
+    *index : int
+        Spatial indices of the spaxel; none for a single spectrum.
+    n : int
+        Candidates to show (fewer when the spaxel has fewer).
+    fig : `~matplotlib.figure.Figure`, optional
+        Draw into this (empty) figure; default a new one, ``figsize``
+        (inches), with a constrained layout. The legends sit to the right of
+        the axes: give a figure of your own ``layout="constrained"`` too.
+    lower : {"auto", "pdf", "chi2"}
+        The bottom panel; ``"auto"``: p(z) for the inverse-variance
+        weighting, Delta chi2(z) for the uniform one (which has no p(z)).
+    log : bool
+        A logarithmic p axis (``lower="pdf"``), where the other candidates'
+        peaks show.
+    wave_range : (float, float), optional
+        Wavelength range of the top panel, Angstrom; default the whole
+        spectrum. Set it here, not afterwards: the labels are placed for it.
+    rows : int
+        Rows of line labels at most.
+    errors : bool
+        Shade the +-1 sigma band.
+    ylim : "robust", (float, float) or None
+        The top panel's flux range (see :func:`plot_spectrum`); the models are
+        always shown whole, and room is left above for the labels.
+    figsize : (float, float)
+        Size of a new figure, inches.
+
+    Returns
+    -------
+    fig : `~matplotlib.figure.Figure`
+        ``fig.axes[0]``, the spectrum: ``lines[0]`` the data (flux unit of
+        the data, NaN at masked pixels), ``lines[1:1 + k]`` the k models, best
+        first, then the line markers; ``collections[0]`` the error band;
+        ``texts`` the line labels. ``fig.axes[1]``: as returned by
+        :func:`plot_pdf` or :func:`plot_chi2`.
+
+    Notes
+    -----
+    The labels are placed for the figure's size and layout at the time of
+    the call: resizing the figure afterwards may make them overlap.
+    """
+    from .templates.lines import label_lines
+
+    if lower not in ("auto", "pdf", "chi2"):
+        raise ValueError(f"lower must be 'auto', 'pdf' or 'chi2', got {lower!r}")
+    if lower == "auto":
+        lower = "pdf" if result.meta.get("weighting") == "inverse_variance" else "chi2"
+    result.need_data("plot_candidates")
+    plt = _pyplot()
+    if fig is None:
+        fig = plt.figure(figsize=figsize, layout="constrained")
+    top, bottom = fig.subplots(2, 1, height_ratios=(3, 2))
+    flat = result.flat_index(*index)
+    candidates = _candidates_of(result, flat, n)
+    k = candidates["rank"].size
+    data = result.data
+    wave = data.spectral_axis.to_value(u.AA)
+    if k:
+        models, amplitudes, work = _fitted(result, flat, candidates["template"],
+                                           candidates["z"])
+    else:
+        models, amplitudes = np.zeros((0, wave.size)), None
+        work = result.correlator.working(data, np.array([flat]))
+    flux, sigma = _working_spectrum(work)
+    _draw_spectrum(top, wave, flux, sigma, errors, {}, label="data - continuum")
+    for i in range(k):
+        rank, template = int(candidates["rank"][i]), int(candidates["template"][i])
+        top.plot(wave, models[i], label=_candidate_label(result, template, candidates["z"][i],
+                                                         candidates["delta_chi2"][i], rank),
+                 **_rank_style(rank))
+    if k == 0:
+        _no_candidate(top)
+    top.set_xlim(*(wave_range if wave_range is not None else (wave[0], wave[-1])))
+    top.set_xlabel(f"Wavelength ({data.medium}) [$\\AA$]")
+    top.set_ylabel(_flux_label(data, True))
+    top.set_title(_title(result, index))
+    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+               fontsize="small")
+    if lower == "pdf":
+        plot_pdf(result, *index, ax=bottom, n=n, log=log)
+    else:
+        plot_chi2(result, *index, ax=bottom, n=n)
+    bottom.set_title("")
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+                  fontsize="small")
+    _set_robust_ylim(top, flux, ylim, tuple(models))
+    if k:
+        # room above the data for the rows of labels, then the labels themselves
+        fig.draw_without_rendering()
+        pitch = 1.15 * 1.2 * 7 * fig.dpi / 72.0  # pixels per row of 7-point labels
+        free = 1.0 - min(0.6, (rows * pitch + 6.0) / max(top.get_window_extent().height, 1.0))
+        low, high = top.get_ylim()
+        top.set_ylim(low, low + (high - low) / free)
+        fig.draw_without_rendering()
+        template = result.correlator.templates[int(candidates["template"][0])]
+        names, strengths = _template_lines(template, amplitudes[0])
+        label_lines(top, float(candidates["z"][0]), medium=data.medium, names=names,
+                    strengths=strengths, rows=rows)
+    return fig
 
 
 # ---------------------------------------------------------------------- maps

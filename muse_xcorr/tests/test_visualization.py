@@ -6,12 +6,12 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from muse_xcorr import Correlator, Redshift, zgrid, datasets  # noqa: E402
+from muse_xcorr import Correlator, Redshift, Template, zgrid, datasets  # noqa: E402
 from muse_xcorr.flags import Flag  # noqa: E402
 from muse_xcorr.templates.lines import (LINES, CONFUSION_LINES, LINE_LABELS,  # noqa: E402
                                         label_lines, line_label, line_wavelengths)
-from muse_xcorr.visualization import (plot_ccf, plot_map, plot_spectrum,  # noqa: E402
-                                      robust_limits)
+from muse_xcorr.visualization import (plot_candidates, plot_ccf, plot_chi2, plot_map,  # noqa: E402
+                                      plot_pdf, plot_spectrum, robust_limits)
 
 #: A short MUSE-like grid keeps the template matrix small and the tests fast.
 WAVE = datasets.muse_wavelength(n_pixels=1600, start=5500.0)
@@ -239,6 +239,142 @@ def test_line_labels_never_overlap_and_stay_on_the_axis():
     assert observed["[OII]3726"] < oii < observed["[OII]3729"]
 
 
+# ---------------------------------------------------------------------- candidates
+@pytest.fixture(scope="module")
+def line_templates():
+    return [Template.from_lines(["Lya"], name="lae"),
+            Template.from_lines(["[OII]3726", "[OII]3729"], name="oii"),
+            Template.from_lines(["Hbeta", "[OIII]4959", "[OIII]5007"], name="hb-oiii")]
+
+
+@pytest.fixture(scope="module")
+def ambiguous(line_templates):
+    """One faint line at 6040 A: [O II] at z = 0.62, or Lya at z = 3.97, or [O III] at 0.21."""
+    spectrum, _ = datasets.make_spectrum(line_templates[1], z=0.62, snr=7.0, seed=3,
+                                         wavelength=WAVE)
+    mask = np.zeros(WAVE.size, bool)
+    mask[1000:1012] = True  # a masked stretch, far from the line
+    spectrum = type(spectrum)(spectrum.spectral_axis, spectrum.flux, spectrum.uncertainty,
+                              mask, medium=spectrum.medium)
+    correlator = Correlator(line_templates, zgrid(0.05, 4.5, 5e-4))
+    return correlator.correlate(spectrum, progress=False)
+
+
+def test_plot_candidates_draws_each_candidates_fitted_model(ambiguous):
+    result = ambiguous
+    assert result.flags & Flag.AMBIGUOUS
+    names = [result.template_names[t] for t in result.candidates("template")[:3]]
+    assert names == ["oii", "lae", "hb-oiii"]
+    fig = plot_candidates(result, n=3)
+    top, bottom = fig.axes[:2]
+    renderer = _drawn(fig)
+    work = result.correlator.working(result.data, np.array([0]))
+    valid = work.valid[0]
+    # the data: continuum-subtracted, masked pixels as gaps
+    data = top.lines[0].get_ydata()
+    assert np.isnan(data[1000:1012]).all() and np.isnan(data).sum() == (~valid).sum()
+    np.testing.assert_array_equal(data[valid], work.flux[0][valid])
+    np.testing.assert_array_equal(top.lines[0].get_xdata(), WAVE.value)
+    weights = np.divide(1.0, work.variance[0], out=np.zeros(WAVE.size), where=valid)
+    for rank in range(3):
+        template = result.candidates("template")[rank]
+        z = result.candidates("z")[rank]
+        model = top.lines[1 + rank].get_ydata()
+        expected, _, _ = result.correlator.fitted_model(result.data, np.array([0]),
+                                                        np.array([template]), np.array([z]))
+        np.testing.assert_array_equal(model, expected[0])
+        # the maximum-likelihood amplitude: the residual is orthogonal to the model
+        residual = np.where(valid, work.flux[0] - model, 0.0)
+        assert abs(np.sum(weights * residual * model)) < 1e-9 * np.sum(weights * model ** 2)
+        assert np.sum(weights * residual ** 2) == pytest.approx(
+            result.candidates("chi2")[rank], abs=3.0)
+        label = top.lines[1 + rank].get_label()
+        assert label.startswith(f"#{rank + 1} {names[rank]}: z = {z:.5f}")
+        if rank:
+            assert f"{result.candidates('delta_chi2')[rank]:.1f}" in label
+    # the best candidate's lines, by name, and nothing else
+    texts = top.texts
+    assert [t.get_text() for t in texts] == ["[O II] 3726,3729"]
+    wave = texts[0].get_position()[0]
+    assert 3726 * (1 + result.z_best) < wave < 3730 * (1 + result.z_best)
+    assert "AMBIGUOUS" in top.get_title() and top.get_title().startswith("spectrum")
+    # below: p(z) of the best template, every candidate marked
+    z, p = result.pdf()
+    np.testing.assert_array_equal(bottom.lines[0].get_ydata(), p)
+    assert np.trapezoid(bottom.lines[0].get_ydata(), bottom.lines[0].get_xdata()) == \
+        pytest.approx(1.0, rel=1e-12)
+    marks = [line.get_xdata()[0] for line in bottom.lines[-3:]]
+    np.testing.assert_array_equal(marks, result.candidates("z")[:3])
+    _assert_inside_figure(fig, renderer)
+
+
+def test_plot_candidates_labels_do_not_overlap_in_a_crowded_spectrum(template):
+    spectrum, _ = datasets.make_spectrum(template, z=0.32, snr=30.0, seed=5)  # 4750-9350 A
+    result = Correlator(template, zgrid(0.3, 0.34, 3e-4)).correlate(spectrum, progress=False)
+    fig = plot_candidates(result, n=2, figsize=(8, 5))
+    renderer = _drawn(fig)
+    top = fig.axes[0]
+    texts = top.texts
+    assert len(texts) >= 8
+    _assert_no_overlap(texts, renderer)
+    low, high = top.get_xlim()
+    assert all(low <= t.get_position()[0] <= high for t in texts)
+    # the labels stand above the data: the flux range ends below the lowest row
+    lowest = min(t.get_window_extent(renderer).y0 for t in texts)
+    _, top_of_data = top.transData.transform((0, np.nanmax(top.lines[1].get_ydata())))
+    assert top_of_data < lowest
+    _assert_inside_figure(fig, renderer)
+
+
+def test_plot_pdf_and_chi2_show_every_candidate_on_one_scale(ambiguous):
+    result = ambiguous
+    ax = plot_pdf(result, ax=plt.figure().add_subplot(), log=True)
+    z, p = result.pdf()
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), z)
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), p)
+    assert ax.get_yscale() == "log"
+    # the other templates' curves on the same scale: their peaks are exp(-delta_chi2 / 2)
+    # of the best one's (delta_chi2 between grid samples, as the candidates store it)
+    delta = result.candidates("delta_chi2")
+    for curve, rank in zip(ax.lines[1:3], (1, 2)):
+        assert curve.get_ydata().max() / p.max() == pytest.approx(np.exp(-delta[rank] / 2),
+                                                                  rel=1e-6)
+    ax = plot_chi2(result, ax=plt.figure().add_subplot())
+    _, _, _, chi2 = result.curve()
+    best = result.candidates("chi2")[0]
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), chi2 - best)
+    for curve, rank in zip(ax.lines[:3], (0, 1, 2)):
+        assert np.nanmin(curve.get_ydata()) == pytest.approx(delta[rank], abs=1e-8)
+    assert ax.lines[3].get_ydata()[0] == result.meta["ambiguity_threshold"] == 9.0
+    assert ax.get_ylim()[1] >= 25
+
+
+def test_uniform_weighting_has_no_pdf_and_shows_chi2(line_templates):
+    spectrum, _ = datasets.make_spectrum(line_templates[1], z=0.62, snr=8.0, seed=4,
+                                         wavelength=WAVE)
+    result = Correlator(line_templates, zgrid(0.1, 4.2, 1e-3),
+                        weighting="uniform").correlate(spectrum, progress=False)
+    with pytest.raises(ValueError, match="plot_chi2"):
+        plot_pdf(result)
+    fig = plot_candidates(result, n=2)
+    bottom = fig.axes[1]
+    _, _, _, chi2 = result.curve()
+    np.testing.assert_array_equal(bottom.lines[0].get_ydata(),
+                                  chi2 - result.candidates("chi2")[0])
+    assert "chi" in bottom.get_ylabel()
+    assert [line.get_label()[:2] for line in fig.axes[0].lines[1:3]] == ["#1", "#2"]
+
+
+def test_plot_candidates_of_a_spaxel_without_data(cube_result):
+    _, truth, result = cube_result
+    y, x = np.argwhere(truth["empty"])[0]
+    fig = plot_candidates(result, y, x)
+    top, bottom = fig.axes[:2]
+    assert len(top.lines) == 1 and np.isnan(top.lines[0].get_ydata()).all()
+    assert any("no candidate" in t.get_text() for t in top.texts + bottom.texts)
+    assert "NO_DATA" in top.get_title()
+
+
 # ---------------------------------------------------------------------- maps
 def test_plot_map_of_flags_is_categorical_with_flag_names():
     flags = np.array([[0, 0, Flag.EDGE, Flag.EDGE],
@@ -346,7 +482,7 @@ def test_plot_spectrum_error_band_is_visible(cube_result):
     assert (WAVE.value[5], flux[5] + sigma[5]) in {tuple(v) for v in vertices}
 
 
-def test_plot_spectrum_with_the_fitted_model(cube_result):
+def test_plot_spectrum_with_the_fitted_model(cube_result, ambiguous):
     cube, _, result = cube_result
     y, x = np.argwhere(result.flags == 0)[1]
     ax = plot_spectrum(result, y, x, model=True, ax=plt.figure().add_subplot())
@@ -361,5 +497,16 @@ def test_plot_spectrum_with_the_fitted_model(cube_result):
     assert abs(np.median(work.flux[0])) < 0.1 * abs(np.median(raw))
     assert "continuum" in ax.get_ylabel() and "fitted model" in ax.lines[1].get_label()
     assert ax.get_title() == f"spaxel ({y}, {x})"
+    # another template of a set, by name, at a redshift of one's choosing
+    ax = plot_spectrum(ambiguous, model=True, template="lae", z=3.9677,
+                       ax=plt.figure().add_subplot())
+    expected, _, _ = ambiguous.correlator.fitted_model(
+        ambiguous.data, np.array([0]), np.array([0]), np.array([3.9677]))
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), expected[0])
+    assert "lae" in ax.lines[1].get_label() and "AMBIGUOUS" in ax.get_title()
     with pytest.raises(TypeError, match="Redshift"):
         plot_spectrum(cube, y, x, model=True)
+    with pytest.raises(ValueError, match="give z"):
+        plot_spectrum(ambiguous, model=True, template="lae")
+    with pytest.raises(KeyError, match="no template 'qso'"):
+        plot_spectrum(ambiguous, model=True, template="qso", z=1.0)
