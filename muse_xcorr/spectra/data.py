@@ -55,8 +55,9 @@ class SpectraBatch:
         thousand times below the median is an artefact, e.g. at the edge of
         the AO notch, and one such pixel would dominate an inverse-variance
         fit), and it is not part of a run of at least
-        :data:`~muse_xcorr.io.spectrum1d.DEFAULT_MIN_ZERO_RUN` consecutive pixels of exactly zero flux (the AO laser notch of MUSE,
-        zero-padded edges). Invalid pixels get flux and variance 0; a spectrum
+        :data:`~muse_xcorr.io.spectrum1d.DEFAULT_MIN_ZERO_RUN` consecutive
+        pixels of exactly zero flux (the AO laser notch of MUSE, zero-padded
+        edges). Invalid pixels get flux and variance 0; a spectrum
         that lost a pixel to its variance is flagged BAD_VARIANCE.
 
         Parameters

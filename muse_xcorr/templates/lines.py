@@ -6,14 +6,17 @@ One table, used to build synthetic templates (:meth:`Template.from_lines
 to place lines on MUSE's air grid. Wavelengths are vacuum values in Angstrom
 (NIST / SDSS line lists).
 """
+import re
+
 import numpy as np
 import astropy.units as u
 from astropy.table import Table
 
 from ..units import convert_medium
 
-__all__ = ["LINES", "CONFUSION_LINES", "line_table", "line_wavelengths", "resolve_lines",
-           "gaussian_profile", "lya_profile", "build_line_spectrum", "label_lines"]
+__all__ = ["LINES", "CONFUSION_LINES", "LINE_LABELS", "line_table", "line_wavelengths",
+           "resolve_lines", "gaussian_profile", "lya_profile", "build_line_spectrum", "line_label",
+           "place_labels", "label_lines"]
 
 #: name -> (vacuum wavelength in Angstrom, kind, relative strength in a
 #: typical star-forming galaxy (emission) or depth (absorption))
@@ -62,6 +65,59 @@ CONFUSION_LINES = {
     "[OIII]5007": ("[OIII]5007",),
     "Halpha": ("Halpha",),
 }
+
+
+#: Legible names of the lines of :data:`LINES` and :data:`CONFUSION_LINES` for plots:
+#: the ion in spectroscopic notation (forbidden lines in brackets, semi-forbidden with
+#: one bracket), then the rest wavelength in Angstrom; Greek letters for the Lyman and
+#: Balmer series.
+LINE_LABELS = {
+    "Lya": "Ly α", "NV1240": "N V 1240", "HeII1640": "He II 1640",
+    "CIV1548": "C IV 1548", "CIV1551": "C IV 1551",
+    "CIII]1907": "C III] 1907", "CIII]1909": "C III] 1909", "CIII]1908": "C III] 1908",
+    "MgII2796": "Mg II 2796", "MgII2804": "Mg II 2804",
+    "[OII]3726": "[O II] 3726", "[OII]3729": "[O II] 3729", "[OII]3727": "[O II] 3727",
+    "[NeIII]3869": "[Ne III] 3869", "CaII_K": "Ca II K", "CaII_H": "Ca II H",
+    "Hdelta": "Hδ", "Hgamma": "Hγ", "Gband": "G band", "Hbeta": "Hβ",
+    "[OIII]4959": "[O III] 4959", "[OIII]5007": "[O III] 5007", "Mgb": "Mg b",
+    "HeI5876": "He I 5876", "NaD": "Na D", "[OI]6300": "[O I] 6300",
+    "[NII]6548": "[N II] 6548", "Halpha": "Hα", "[NII]6583": "[N II] 6583",
+    "[SII]6716": "[S II] 6716", "[SII]6731": "[S II] 6731", "[ArIII]7136": "[Ar III] 7136",
+    "[SIII]9069": "[S III] 9069", "[SIII]9531": "[S III] 9531",
+}
+
+#: An ion and a wavelength in the package's key style: "[OIII]5007", "CIII]1909", "HeII1640".
+_KEY = re.compile(r"^(\[?)([A-Z][a-z]?)([IVX]+)(\]?)_?(\d+(?:\.\d+)?)$")
+
+
+def line_label(name):
+    """The legible label of a line key, e.g. ``"CaII_K"`` -> ``"Ca II K"``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`LINES` (or of :data:`CONFUSION_LINES`), or any name.
+
+    Returns
+    -------
+    label : str
+        From :data:`LINE_LABELS`; a key not in it but written like the
+        package's keys (``"[NeV]3426"``) is spelled out the same way
+        (``"[Ne V] 3426"``); any other name is returned as it is.
+
+    Examples
+    --------
+    >>> from muse_xcorr.templates.lines import line_label
+    >>> line_label("[OIII]5007"), line_label("Lya"), line_label("[NeV]3426")
+    ('[O III] 5007', 'Ly α', '[Ne V] 3426')
+    """
+    if name in LINE_LABELS:
+        return LINE_LABELS[name]
+    match = _KEY.match(str(name))
+    if match is None:
+        return str(name)
+    open_, element, stage, close, wave = match.groups()
+    return f"{open_}{element} {stage}{close} {wave}"
 
 
 def line_table():
@@ -210,8 +266,133 @@ def build_line_spectrum(centres, strengths, width, *, names=None, continuum=None
     return wave, flux
 
 
-def label_lines(ax, z, *, medium="air", names=None, wavelength_unit=u.AA, **text_kwargs):
-    """Mark and label the lines of :data:`LINES` on a matplotlib axis at redshift z.
+def place_labels(ax, x, labels, priority=None, *, rows=3, top=0.98, pad=4.0,
+                 **text_kwargs):
+    """Write labels at the top of an axis, in rows, so that no two of them overlap.
+
+    Each label is centred on its x (data coordinates) in the highest row
+    where it overlaps no label already placed, in decreasing order of
+    ``priority``; a label that fits in none of the ``rows`` rows is left out.
+    A label that would stick out of the axis is aligned on its x by its
+    edge instead of its centre. Overlap is tested on the labels' bounding
+    boxes on the canvas as the figure is laid out *now*: lay the figure
+    out first (``fig.draw_without_rendering()`` under a constrained
+    layout), and do not resize it afterwards. The labels do not take part
+    in the figure's layout.
+
+    Parameters
+    ----------
+    ax : `matplotlib.axes.Axes`
+    x : array_like of float
+        Positions, in the x axis' data units.
+    labels : sequence of str
+    priority : array_like of float, optional
+        Higher first (default: the order given). Ties keep the order given.
+    rows : int
+        Rows of labels at most.
+    top : float
+        Top of the first row, in axes fraction.
+    pad : float
+        Smallest horizontal gap between two labels of a row, in points.
+    **text_kwargs
+        Passed to ``ax.text`` (default ``fontsize=7``).
+
+    Returns
+    -------
+    texts : list of `matplotlib.text.Text` or None
+        One per label, in the order given: the text placed, or None for a
+        label left out (or outside the x range).
+    """
+    x = np.asarray(x, dtype=float)
+    labels = [str(label) for label in labels]
+    priority = np.zeros(x.size) if priority is None else np.asarray(priority, dtype=float)
+    if not (x.size == len(labels) == priority.size):
+        raise ValueError(f"{x.size} positions, {len(labels)} labels and {priority.size} "
+                         "priorities: give one of each per label")
+    kwargs = dict(fontsize=7, va="top", ha="center", clip_on=False)
+    kwargs.update(text_kwargs)
+    transform = ax.get_xaxis_transform()  # x in data units, y in axes fraction
+    frame = ax.get_window_extent()
+    low, high = sorted(ax.get_xlim())
+    # one row pitch for all labels: the height of the tallest glyphs (brackets, descenders)
+    probe = ax.text(0.5, 0.5, "[Åg|Hα]", transform=ax.transAxes,
+                    **{k: v for k, v in kwargs.items() if k not in ("ha", "va")})
+    pitch = 1.15 * probe.get_window_extent().height
+    probe.remove()
+    pad = float(pad) * ax.figure.dpi / 72.0  # pixels
+    taken = [[] for _ in range(int(rows))]
+    texts = [None] * x.size
+    for i in np.argsort(-priority, kind="stable"):
+        if not (low <= x[i] <= high):
+            continue
+        text = ax.text(x[i], top, labels[i], transform=transform, **kwargs)
+        text.set_in_layout(False)
+        box = text.get_window_extent()
+        if box.x1 > frame.x1:
+            text.set_horizontalalignment("right")
+            box = text.get_window_extent()
+        elif box.x0 < frame.x0:
+            text.set_horizontalalignment("left")
+            box = text.get_window_extent()
+        for row, spans in enumerate(taken):
+            if all(box.x1 + pad <= left or box.x0 - pad >= right for left, right in spans):
+                text.set_y(top - row * pitch / max(frame.height, 1.0))
+                spans.append((box.x0, box.x1))
+                texts[i] = text
+                break
+        else:
+            text.remove()
+    return texts
+
+
+def _merged(names, observed, strengths, ax, fontsize):
+    """Runs of neighbouring lines of one ion whose labels would collide, as one label each.
+
+    Returns (labels, x, strengths, members): e.g. ``"[O II] 3726,3729"`` at the
+    strength-weighted mean position of the doublet, with the summed strength.
+    """
+    order = np.argsort(observed, kind="stable")
+    scale = ax.transData.transform([[observed[order[0]], 0], [observed[order[0]] + 1.0, 0]])
+    pixels_per_unit = abs(scale[1, 0] - scale[0, 0])
+    width = 0.6 * fontsize * ax.figure.dpi / 72.0  # a character's width, pixels
+    groups = []
+    for i in order:
+        ion, _, suffix = line_label(names[i]).rpartition(" ")
+        if groups:
+            last = groups[-1]
+            gap = (observed[i] - observed[last[-1]]) * pixels_per_unit
+            other = line_label(names[last[-1]]).rpartition(" ")[0]
+            if ion and ion == other and gap < width * len(line_label(names[i])):
+                last.append(i)
+                continue
+        groups.append([i])
+    labels, x, total, members = [], [], [], []
+    for group in groups:
+        weights = np.asarray([max(strengths[i], 0.0) for i in group]) + 1e-12
+        if len(group) == 1:
+            labels.append(line_label(names[group[0]]))
+        else:
+            ion = line_label(names[group[0]]).rpartition(" ")[0]
+            labels.append(ion + " " + ",".join(line_label(names[i]).rpartition(" ")[2]
+                                               for i in group))
+        x.append(float(np.average(observed[group], weights=weights)))
+        total.append(float(np.sum([strengths[i] for i in group])))
+        members.append([names[i] for i in group])
+    return labels, np.array(x), np.array(total), members
+
+
+def label_lines(ax, z, *, medium="air", names=None, strengths=None, wavelength_unit=u.AA,
+                rows=3, merge=True, marker_kwargs=None, **text_kwargs):
+    """Mark the lines of :data:`LINES` at redshift z on an axis, with legible labels.
+
+    Every line inside the axis' x range gets a dotted vertical line. Its
+    label (:func:`line_label`: "Ca II K", "[O III] 5007", "Hα") goes in one
+    of ``rows`` rows at the top of the axis where it overlaps no other
+    label, strongest lines first (:func:`place_labels`); neighbouring lines
+    of one ion whose labels would collide share one label
+    ("[O II] 3726,3729"); a label that still does not fit is left out (its
+    line stays marked). Set the axis' x range and lay out the figure before
+    calling this.
 
     Parameters
     ----------
@@ -222,27 +403,57 @@ def label_lines(ax, z, *, medium="air", names=None, wavelength_unit=u.AA, **text
         Medium of the axis' wavelengths (MUSE: air).
     names : list of str, optional
         Default all lines.
+    strengths : array_like of float, optional
+        One per name: the order in which labels are placed (strongest
+        first). Default the strengths of :data:`LINES` (1 where the list
+        has 0).
     wavelength_unit : `~astropy.units.Unit`
         Unit of the x axis.
+    rows : int
+        Rows of labels at most.
+    merge : bool
+        One label for neighbouring lines of one ion.
+    marker_kwargs : dict, optional
+        Passed to ``ax.axvline`` for the markers.
     **text_kwargs
-        Passed to ``ax.text``.
+        Passed to ``ax.text`` (default ``fontsize=7``).
 
     Returns
     -------
-    labelled : list of str
-        The lines that fall inside the axis' x range.
+    marked : list of str
+        The lines that fall inside the axis' x range (each marked), in the
+        order of ``names``. Their labels are the texts added to ``ax.texts``.
     """
     names = list(LINES) if names is None else list(names)
+    if strengths is None:
+        strengths = [LINES[n][2] or 1.0 for n in names]
+    strengths = np.abs(np.asarray(strengths, dtype=float))
+    if strengths.size != len(names):
+        raise ValueError(f"{strengths.size} strengths for {len(names)} lines")
     # only lines redshifted into the optical have an air wavelength
-    names = [n for n in names if LINES[n][0] * (1 + z) > 2000.0]
+    keep = [i for i, n in enumerate(names) if LINES[n][0] * (1 + z) > 2000.0]
+    names, strengths = [names[i] for i in keep], strengths[keep]
+    if not names:
+        return []
     observed = line_wavelengths(names, medium, z).to_value(wavelength_unit)
     low, high = sorted(ax.get_xlim())
-    kwargs = dict(rotation=90, va="top", ha="right", fontsize=7)
-    kwargs.update(text_kwargs)
-    labelled = []
-    for name, wave in zip(names, observed):
-        if low <= wave <= high:
-            ax.axvline(wave, color="0.6", lw=0.6, ls=":")
-            ax.text(wave, 0.98, name, transform=ax.get_xaxis_transform(), **kwargs)
-            labelled.append(name)
-    return labelled
+    inside = [i for i, wave in enumerate(observed) if low <= wave <= high]
+    if not inside:
+        return []
+    names, observed, strengths = ([names[i] for i in inside], observed[inside],
+                                  strengths[inside])
+    marker = dict(color="0.6", lw=0.6, ls=":", zorder=0.5)
+    marker.update(marker_kwargs or {})
+    for wave in observed:
+        ax.axvline(wave, **marker)
+    fontsize = text_kwargs.get("fontsize", 7)
+    if not isinstance(fontsize, (int, float)):
+        from matplotlib.font_manager import FontProperties
+
+        fontsize = FontProperties(size=fontsize).get_size_in_points()
+    if merge:
+        labels, x, priority, _ = _merged(names, observed, strengths, ax, fontsize)
+    else:
+        labels, x, priority = [line_label(n) for n in names], observed, strengths
+    place_labels(ax, x, labels, priority, rows=rows, **text_kwargs)
+    return names
