@@ -15,6 +15,7 @@ which TensorFlow enables by default and which round the inputs of a float32
 product to a 10-bit mantissa; they are switched off here when TensorFlow
 starts (:func:`allow_tf32`).
 """
+import logging
 import os
 import sys
 import tempfile
@@ -24,8 +25,10 @@ import numpy as np
 _tf = None
 #: Settings applied when TensorFlow starts (None: TensorFlow's default).
 _SETTINGS = {"intra_op": None, "inter_op": None, "tf32": False}
-#: Compile the peak finding with XLA (fuses its elementwise passes over (n, K, n_z)).
-JIT_COMPILE = True
+#: Compile the peak finding with XLA (fuses its elementwise passes over (n, K, n_z)) for
+#: batches of at least this many spectra; smaller ones run as a plain graph, which traces
+#: in a tenth of the time (a single spectrum is not worth an XLA compilation).
+JIT_MIN_SPECTRA = 256
 
 
 def tensorflow():
@@ -47,8 +50,17 @@ def tensorflow():
     return _tf
 
 
+class _NoRetracingNotice(logging.Filter):
+    """Drop TensorFlow's notice that many functions were traced: one per template is by design."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def _start():
     import tensorflow as tf
+
+    logging.getLogger("tensorflow").addFilter(_NoRetracingNotice())
 
     if _SETTINGS["intra_op"] is not None:
         tf.config.threading.set_intra_op_parallelism_threads(_SETTINGS["intra_op"])
@@ -178,17 +190,25 @@ def entry_seeds(data, weights, pattern_of_row, columns, n_components, n_seeds):
     if pattern_of_row is not None and weights.shape[0] > 1:
         norm2 = tf.gather(norm2, tf.constant(pattern_of_row, tf.int32))
     n_z = columns.n_columns // n_components
-    seeds, values, extrema = _compiled("seeds", n_components, n_z, int(n_seeds))(
-        numerator, norm2, tf.constant(columns.tiny, columns.dtype))
-    return seeds.numpy(), values.numpy().astype(float), extrema.numpy().astype(float)
+    k = min(int(n_seeds), n_z)
+    if int(numerator.shape[0]) >= JIT_MIN_SPECTRA:  # XLA: static shapes, one compilation each
+        function = _compiled("seeds", True, n_components, k, n_z, columns.dtype)
+    else:  # one graph for every template and batch size (it traces in ~0.05 s)
+        function = _compiled("seeds", False, n_components, k, None, columns.dtype)
+    seeds, values, extrema = function(numerator, norm2, tf.constant(columns.tiny, columns.dtype))
+    seeds, values = seeds.numpy(), values.numpy().astype(float)
+    if n_seeds > k:
+        seeds = np.pad(seeds, ((0, 0), (0, n_seeds - k)), constant_values=-1)
+        values = np.pad(values, ((0, 0), (0, n_seeds - k)), constant_values=-np.inf)
+    return seeds, values, extrema.numpy().astype(float)
 
 
-def _seeds(numerator, norm2, tiny, n_components, n_z, n_seeds):
+def _seeds(numerator, norm2, tiny, n_components, n_seeds):
     tf = tensorflow()
     n = tf.shape(numerator)[0]
     m = tf.shape(norm2)[0]
-    numerator = tf.reshape(numerator, [n, n_components, n_z])
-    norm2 = tf.reshape(norm2, [m, n_components, n_z])
+    numerator = tf.reshape(numerator, [n, n_components, -1])
+    norm2 = tf.reshape(norm2, [m, n_components, -1])
     covered = norm2 > tiny
     f = tf.where(covered, numerator * tf.math.rsqrt(tf.maximum(norm2, tiny)), 0.0)
     if n_components == 1:
@@ -203,30 +223,33 @@ def _seeds(numerator, norm2, tiny, n_components, n_z, n_seeds):
     left = tf.pad(masked[:, :-1], [[0, 0], [1, 0]], constant_values=-np.inf)
     right = tf.pad(masked[:, 1:], [[0, 0], [0, 1]], constant_values=-np.inf)
     local = (masked >= left) & (masked > right) & (masked > -np.inf)
-    top = tf.math.top_k(tf.where(local, masked, -np.inf), k=min(n_seeds, n_z))
+    top = tf.math.top_k(tf.where(local, masked, -np.inf), k=n_seeds)
     seeds = tf.where(top.values > -np.inf, top.indices, -1)
-    if n_seeds > n_z:
-        seeds = tf.pad(seeds, [[0, 0], [0, n_seeds - n_z]], constant_values=-1)
-        values = tf.pad(top.values, [[0, 0], [0, n_seeds - n_z]], constant_values=-np.inf)
-    else:
-        values = top.values
-    return seeds, values, tf.stack([highest, lowest], axis=1)
+    return seeds, top.values, tf.stack([highest, lowest], axis=1)
 
 
 _COMPILED = {}
 
 
-def _compiled(name, *arguments):
-    """The TensorFlow function for a search step (built once per name and arguments)."""
-    key = (name,) + arguments
+def _compiled(name, jit, n_components, n_seeds, n_z, dtype):
+    """The TensorFlow function of a search step, built once per shape class.
+
+    With XLA (``jit``) the shapes are static (``n_z`` given); without, the
+    graph takes any number of spectra and redshifts.
+    """
+    key = (name, jit, n_components, n_seeds, n_z, dtype)
     if key not in _COMPILED:
         tf = tensorflow()
-        if name == "seeds":
-            def function(numerator, norm2, tiny):
-                return _seeds(numerator, norm2, tiny, *arguments)
-        else:  # pragma: no cover - internal
+        if name != "seeds":  # pragma: no cover - internal
             raise KeyError(name)
-        _COMPILED[key] = tf.function(function, jit_compile=JIT_COMPILE)
+
+        def function(numerator, norm2, tiny):
+            return _seeds(numerator, norm2, tiny, n_components, n_seeds)
+
+        signature = None if jit else [tf.TensorSpec([None, None], dtype),
+                                      tf.TensorSpec([None, None], dtype),
+                                      tf.TensorSpec([], dtype)]
+        _COMPILED[key] = tf.function(function, jit_compile=jit, input_signature=signature)
     return _COMPILED[key]
 
 

@@ -208,7 +208,10 @@ class PreparedTemplate:
         The coarse column at fine index ``j factor`` is the mean of the fine
         columns ``j factor + o`` for the ``factor`` offsets o centred on it
         (exactly: :meth:`~muse_xcorr.templates.resample.LogTable.shift_average`),
-        so that a peak narrower than the coarse step still shows.
+        so that a peak narrower than the coarse step still shows. The coarse
+        grid only proposes seeds: the line spread is folded into the same
+        smoothing of the rest-frame table, as a Gaussian of the velocity width
+        it has mid-band, instead of a band product on every coarse column.
 
         Returns
         -------
@@ -219,16 +222,20 @@ class PreparedTemplate:
         low, high = self.index_range
         centres = np.arange(low, high + 1, factor)
         offsets = np.arange(-(factor // 2), factor - factor // 2)
+        step = self.tables[0].step
         stride = self.fine[0].stride
-        generators = []
-        for table in self.tables:
-            if stride is not None:
-                smooth = table.shift_average(offsets * stride)
-            else:  # a non-uniform grid: smooth by the mean step instead
-                mean_step = np.mean(np.diff(np.log1p(self.z)))
-                smooth = table.shift_average(np.round(offsets * mean_step /
-                                                      table.step).astype(int))
-            generators.append(ColumnGenerator(smooth, self.edges, self.z[centres], self.kernel))
+        if stride is None:  # a non-uniform grid: the box of the mean step
+            stride = np.mean(np.diff(np.log1p(self.z))) / step
+        box = np.round(offsets * stride).astype(np.int64)
+        shifts, weights = box, np.full(box.size, 1.0 / box.size)
+        pad = self.fine[0].half
+        edges = self.edges[pad:self.edges.size - pad]
+        if self.kernel is not None:
+            gaussian, g_weights = _lsf_shifts(self.kernel, edges, step)
+            shifts = (box[:, None] + gaussian[None, :]).ravel()
+            weights = (weights[:, None] * g_weights[None, :]).ravel()
+        generators = [ColumnGenerator(table.smoothed(shifts, weights), edges, self.z[centres])
+                      for table in self.tables]
         return generators, centres
 
     def columns(self, index, dtype=np.float64):
@@ -287,6 +294,21 @@ class PreparedTemplate:
             best = np.where(better, lines[i] * (1 + np.asarray(z)), best)
             strongest = np.where(better, power, strongest)
         return best
+
+
+def _lsf_shifts(kernel, edges, step):
+    """Node shifts and weights of a Gaussian of the band kernel's mid-band velocity width."""
+    middle = kernel.shape[0] // 2
+    half = (kernel.shape[1] - 1) // 2
+    offsets = np.arange(-half, half + 1)
+    variance = kernel[middle] @ offsets ** 2 - (kernel[middle] @ offsets) ** 2
+    width = edges[middle + 1] - edges[middle]
+    sigma = np.sqrt(max(variance, 0.0)) * width / (0.5 * (edges[middle + 1] + edges[middle]))
+    sigma_nodes = sigma / step
+    reach = int(np.ceil(4 * sigma_nodes))
+    shifts = np.arange(-reach, reach + 1)
+    weights = np.exp(-0.5 * (shifts / max(sigma_nodes, 1e-9)) ** 2)
+    return shifts, weights / weights.sum()
 
 
 class Evaluation:

@@ -25,6 +25,9 @@ nodes :data:`TABLE_STEP_KMS` apart: finer than any template feature that an
 observed pixel (55--80 km/s on MUSE) resolves; ``tests/test_resample.py``
 measures the difference to the exact bin average of the original template.
 """
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import astropy.units as u
 
@@ -36,8 +39,10 @@ __all__ = ["TABLE_STEP_KMS", "LogTable", "ColumnGenerator", "observed_vacuum_edg
 #: Node spacing of a `LogTable`, km/s (at most; it divides the redshift step exactly).
 TABLE_STEP_KMS = 4.0
 
-#: Redshifts evaluated at a time by :meth:`ColumnGenerator.columns` (bounds temporaries).
+#: Redshifts evaluated at a time by a `ColumnGenerator` (bounds temporaries).
 _CHUNK = 256
+#: Threads that generate columns (NumPy releases the GIL in the work of a chunk).
+THREADS = min(os.cpu_count() or 1, 8)
 
 
 def _pixel_edges(centres):
@@ -178,15 +183,41 @@ class LogTable:
         ``e^(o s) C(lambda e^(-o s))``, exact at the nodes.
         """
         shifts = np.asarray(shifts, dtype=np.int64)
-        values = np.zeros_like(self.values)
-        cumulative = np.zeros_like(self.cumulative)
-        n = self.values.size
-        for shift in shifts:
-            source = np.clip(np.arange(n) - shift, 0, n - 1)
-            values += self.values[source]
-            cumulative += np.exp(shift * self.step) * self.cumulative[source]
-        return LogTable(self.x0, self.step, values / shifts.size, cumulative / shifts.size,
-                        support=self.support)
+        return self.smoothed(shifts, np.full(shifts.size, 1.0 / shifts.size))
+
+    def smoothed(self, shifts, weights):
+        """The weighted mean of copies shifted by ``shifts`` nodes in ln(lambda).
+
+        ``T_s(lambda) = sum_o w_o T(lambda e^(-o s))``, whose running integral
+        at node i is ``sum_o w_o e^(o s) C[i - o]`` (exact at the nodes); both
+        are convolutions along the table, done by FFT. The ends of the table
+        are extended with their end values.
+
+        Parameters
+        ----------
+        shifts : ndarray of int
+        weights : ndarray
+            Summing to 1 for a smoothing.
+        """
+        from scipy.signal import fftconvolve
+
+        shifts = np.asarray(shifts, dtype=np.int64)
+        weights = np.asarray(weights, dtype=float)
+        low, high = int(shifts.min()), int(shifts.max())
+        kernel = np.zeros(high - low + 1)
+        np.add.at(kernel, shifts - low, weights)
+        lags = np.arange(low, high + 1)
+
+        def convolve(values, factor):
+            padded = np.concatenate([np.full(max(high, 0), values[0]), values,
+                                     np.full(max(-low, 0), values[-1])])
+            full = fftconvolve(padded, kernel * factor)
+            start = max(high, 0) - low
+            return full[start:start + values.size]
+
+        values = convolve(self.values, 1.0)
+        cumulative = convolve(self.cumulative, np.exp(lags * self.step))
+        return LogTable(self.x0, self.step, values, cumulative, support=self.support)
 
     def integral(self, wavelength):
         """The running integral C at vacuum rest wavelengths (Angstrom), any shape."""
@@ -252,7 +283,8 @@ class ColumnGenerator:
         terms = self.table._terms
         out = np.empty((index.size, self.n_pixel), dtype=dtype)
         inverse_width = 1.0 / self._widths
-        for start in range(0, index.size, _CHUNK):
+
+        def chunk(start):
             k = index[start:start + _CHUNK]
             node = first[None, :] - (k * stride)[:, None]
             np.clip(node, 0, terms.shape[1] - 1, out=node)
@@ -265,17 +297,22 @@ class ColumnGenerator:
             part *= inverse_width
             part *= (1.0 + self.z[k])[:, None]
             out[start:start + _CHUNK] = self._spread(part)
+
+        _in_threads(chunk, range(0, index.size, _CHUNK))
         return out
 
     def at_redshifts(self, z, dtype=np.float64):
         """The columns at any redshifts ``z``, one row per redshift: (len(z), n_pixel)."""
         z = np.atleast_1d(np.asarray(z, dtype=float))
         out = np.empty((z.size, self.n_pixel), dtype=dtype)
-        for start in range(0, z.size, _CHUNK):
+
+        def chunk(start):
             scale = 1.0 + z[start:start + _CHUNK, None]
             integral = self.table.integral(self.edges[None, :] / scale)
             out[start:start + _CHUNK] = self._spread(np.diff(integral, axis=1) *
                                                      (scale / self._widths))
+
+        _in_threads(chunk, range(0, z.size, _CHUNK))
         return out
 
     def _spread(self, rows):
@@ -289,13 +326,25 @@ class ColumnGenerator:
             (high * (1 + z) > self.edges[self.half])
 
 
+def _in_threads(function, starts):
+    """``function(start)`` for every start, on up to :data:`THREADS` threads.
+
+    NumPy releases the GIL in the gathers and arithmetic of a chunk, so the
+    chunks run in parallel; each writes its own rows of the output.
+    """
+    starts = list(starts)
+    if THREADS > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(min(THREADS, len(starts))) as pool:
+            list(pool.map(function, starts))
+    else:
+        for start in starts:
+            function(start)
+
+
 def _band(rows, kernel, half):
     """Apply a per-pixel band kernel to padded rows: (n, n_pixel + 2 half) -> (n, n_pixel)."""
-    n_pixel = kernel.shape[0]
-    out = np.zeros((rows.shape[0], n_pixel))
-    for offset in range(2 * half + 1):
-        out += rows[:, offset:offset + n_pixel] * kernel[:, offset]
-    return out
+    windows = np.lib.stride_tricks.sliding_window_view(rows, 2 * half + 1, axis=1)
+    return np.einsum("npk,pk->np", windows, kernel)
 
 
 def log_step_for(dlnz):
