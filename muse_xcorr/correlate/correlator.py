@@ -27,7 +27,7 @@ from .candidates import hypothesis_centres, select_candidates
 from .model import Evaluation, PreparedTemplate, WorkingBatch, evaluate, window_covariance
 from .search import SearchGrid, refine, window_best
 
-__all__ = ["Correlator", "WEIGHTINGS", "SEARCHES"]
+__all__ = ["Correlator", "Part", "WEIGHTINGS", "SEARCHES"]
 
 #: The weightings the correlator knows.
 WEIGHTINGS = ("uniform", "inverse_variance")
@@ -276,24 +276,80 @@ class Correlator:
         -------
         result : `~muse_xcorr.Redshift`
         """
-        from ..result import Redshift
+        data = as_spectral_data(data)
+        self.prepare(data)
+        parts = []
+        bar = _progress_bar(data.n_spectra, progress)
+        try:
+            for start in range(0, data.n_spectra, self.batch_size):
+                parts.append(self.correlate_rows(data, start, start + self.batch_size))
+                bar.update(parts[-1].stop - parts[-1].start)
+        finally:
+            bar.close()
+        return self.assemble(data, parts)
 
+    def correlate_rows(self, data, start, stop):
+        """Correlate the spectra ``start:stop`` (flat spaxel indices) of ``data``.
+
+        The unit of work of a distributed or resumable run: parts computed
+        anywhere (another process, another machine, an earlier run) are put
+        together by :meth:`assemble`, and give the same result as
+        :meth:`correlate` on the whole data.
+
+        Parameters
+        ----------
+        data : `~muse_xcorr.MuseCube`, `~muse_xcorr.MuseSpectrum` or `~specutils.Spectrum`
+        start, stop : int
+
+        Returns
+        -------
+        part : `Part`
+        """
         data = as_spectral_data(data)
         prepared = self.prepare(data)
         grids = self._prepared[(data.spectral_axis.value.tobytes(), data.medium)][1]
-        n = data.n_spectra
-        out = _Outputs(n, self.n_candidates, self.max_components,
+        stop = min(int(stop), data.n_spectra)
+        start = int(start)
+        if not 0 <= start <= stop:
+            raise ValueError(f"rows {start}:{stop} are outside the data's {data.n_spectra} spectra")
+        out = _Outputs(start, stop, self.n_candidates, self.max_components,
                        self.z.size if self.keep_ccf else 0)
-        bar = _progress_bar(n, progress)
-        try:
-            for start in range(0, n, self.batch_size):
-                batch = data.spectra(start, start + self.batch_size)
-                work = WorkingBatch(batch, self.weighting, self.continuum, data.spectral_axis,
-                                    self.min_pixels)
-                self._process(work, prepared, grids, out)
-                bar.update(len(batch))
-        finally:
-            bar.close()
+        for first in range(start, stop, self.batch_size):
+            batch = data.spectra(first, min(first + self.batch_size, stop))
+            work = WorkingBatch(batch, self.weighting, self.continuum, data.spectral_axis,
+                                self.min_pixels)
+            self._process(work, prepared, grids, out)
+        return Part(start, stop, out.maps, out.candidates, out.curves)
+
+    def assemble(self, data, parts):
+        """The `~muse_xcorr.Redshift` of ``data`` from parts of :meth:`correlate_rows`.
+
+        Parameters
+        ----------
+        data : `~muse_xcorr.MuseCube` or `~muse_xcorr.MuseSpectrum`
+        parts : list of `Part`
+            Covering every spectrum exactly once, in any order.
+
+        Returns
+        -------
+        result : `~muse_xcorr.Redshift`
+        """
+        from ..result import Redshift
+
+        data = as_spectral_data(data)
+        parts = sorted(parts, key=lambda p: p.start)
+        edges = [p.start for p in parts] + [parts[-1].stop if parts else 0]
+        covered = all(a.stop == b.start for a, b in zip(parts[:-1], parts[1:]))
+        if not parts or edges[0] != 0 or edges[-1] != data.n_spectra or not covered:
+            spans = ", ".join(f"{p.start}:{p.stop}" for p in parts)
+            raise ValueError(f"the parts ({spans or 'none'}) do not cover the data's "
+                             f"{data.n_spectra} spectra exactly once")
+
+        def joined(name):
+            stores = [getattr(p, name) or {} for p in parts]
+            keys = stores[0].keys()
+            return {key: np.concatenate([s[key] for s in stores]) for key in keys}
+
         meta = {"templates": ",".join(self.names), "weighting": self.weighting,
                 "continuum": "none" if self.continuum is None else
                 f"{self.continuum.method} {self.continuum.window.value:g} km/s",
@@ -303,8 +359,10 @@ class Correlator:
                 "composite_penalty": self.composite_penalty,
                 "ambiguity_threshold": self.ambiguity_threshold,
                 "ambiguity_tolerance": self.ambiguity_tolerance}
-        return Redshift(out.maps, out.candidates, z=self.z, spatial_shape=data.spatial_shape,
-                        correlator=self, data=data, meta=meta, curves=out.curves)
+        curves = joined("curves") if parts[0].curves else None
+        return Redshift(joined("maps"), joined("candidates"), z=self.z,
+                        spatial_shape=data.spatial_shape, correlator=self, data=data, meta=meta,
+                        curves=curves)
 
     def evaluate(self, data, rows, template_index, index, *, keep_models=False, work=None):
         """The fitted model of each spectrum's template at grid indices (float64).
@@ -518,10 +576,32 @@ def _by_template(work, prepared, template_index, index, keep_models, correction)
     return out
 
 
-class _Outputs:
-    """The flat per-spectrum maps and candidate arrays being filled batch by batch."""
+class Part:
+    """The maps and candidates of the spectra ``start:stop``, from :meth:`Correlator.correlate_rows`.
 
-    def __init__(self, n, n_candidates, k_max, n_z):
+    Attributes
+    ----------
+    start, stop : int
+    maps, candidates : dict of ndarray
+        Flat arrays, one row per spectrum of the part.
+    curves : dict of ndarray or None
+        f and sigma_f over the grid (``keep_ccf=True``).
+    """
+
+    def __init__(self, start, stop, maps, candidates, curves=None):
+        self.start, self.stop = int(start), int(stop)
+        self.maps, self.candidates, self.curves = maps, candidates, curves
+
+    def __repr__(self):
+        return f"<Part of spectra {self.start}:{self.stop}>"
+
+
+class _Outputs:
+    """The flat per-spectrum maps and candidate arrays of a part, filled batch by batch."""
+
+    def __init__(self, start, stop, n_candidates, k_max, n_z):
+        self.offset = start
+        n = stop - start
         self.n = n
         self.maps = {}
         self.candidates = {}
@@ -539,7 +619,7 @@ class _Outputs:
         store[name][rows] = value
 
     def store(self, work, candidates, extrema, prepared, correlator):
-        rows = slice(work.start, work.stop)
+        rows = slice(work.start - self.offset, work.stop - self.offset)
         n = len(work)
         best = candidates["template"][:, 0]
         has = best >= 0
@@ -584,7 +664,7 @@ class _Outputs:
             self._put(self.candidates, name, rows, value)
 
     def store_curves(self, work, prepared, correlator):
-        rows = np.arange(work.start, work.stop)
+        rows = np.arange(work.start, work.stop) - self.offset
         best = self.maps["template_index"][rows]
         n_z = correlator.z.size
         for start in range(0, n_z, 2048):

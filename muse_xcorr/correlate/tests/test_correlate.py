@@ -276,3 +276,19 @@ def test_parabola_vertex_exact_and_quiet():
     assert vertex[0] == pytest.approx(0.7, abs=1e-12)   # uneven spacing, exact
     assert np.isnan(vertex[1])                          # repeated abscissa (grid edge)
     assert np.isnan(vertex[2])                          # a minimum, not a maximum
+
+
+def test_parts_in_any_order_assemble_to_the_whole():
+    """correlate_rows + assemble (the unit of distributed and resumed runs) = correlate."""
+    cube, _ = random_cube(10, shape=(3, 5))
+    correlator = Correlator(TEMPLATE, Z, batch_size=4)
+    whole = correlator.correlate(cube, progress=False)
+    parts = [correlator.correlate_rows(cube, start, start + 6) for start in (12, 0, 6)]
+    assembled = correlator.assemble(cube, parts)
+    for name in ("z_best", "f_best", "sigma_f_best", "flags", "delta_chi2", "template_index"):
+        np.testing.assert_array_equal(getattr(assembled, name), getattr(whole, name))
+    np.testing.assert_array_equal(assembled.candidates("z"), whole.candidates("z"))
+    with pytest.raises(ValueError, match="exactly once"):
+        correlator.assemble(cube, parts[:2])
+    with pytest.raises(ValueError, match="outside"):
+        correlator.correlate_rows(cube, -1, 3)
