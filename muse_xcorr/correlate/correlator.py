@@ -577,7 +577,7 @@ def _by_template(work, prepared, template_index, index, keep_models, correction)
 
 
 class Part:
-    """The maps and candidates of the spectra ``start:stop``, from :meth:`Correlator.correlate_rows`.
+    """The maps and candidates of spectra ``start:stop`` (:meth:`Correlator.correlate_rows`).
 
     Attributes
     ----------
