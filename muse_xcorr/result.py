@@ -26,7 +26,7 @@ STORED_MAPS = ("z_best", "f_best", "sigma_f_best", "chi2_best", "flags", "templa
 DERIVED_MAPS = ("snr", "delta_chi2", "z_second", "f_second", "chi2_second")
 #: Per-candidate arrays, (n_spectra, n_candidates) each (``amplitudes``: one more axis).
 CANDIDATE_FIELDS = ("template", "index", "z", "f", "chi2", "score", "delta_chi2", "sigma_f",
-                    "n_active", "failed", "at_edge", "amplitudes")
+                    "n_active", "kappa", "failed", "at_edge", "amplitudes")
 _CURVES = ("ccf_f", "ccf_sigma")
 
 
@@ -76,7 +76,7 @@ class Redshift:
     """
 
     def __init__(self, maps, candidates, *, z, spatial_shape, correlator=None, data=None,
-                 meta=None, wcs=None, curves=None):
+                 meta=None, wcs=None, curves=None, noise_correlation=()):
         self._maps = {name: np.asarray(value) for name, value in maps.items()}
         self._candidates = {name: np.asarray(value) for name, value in candidates.items()}
         self._curves = dict(curves) if curves else {}
@@ -88,6 +88,9 @@ class Redshift:
         self.meta = dict(meta or {})
         self._z_errors = {}
         self._unreliable = np.zeros(self.n_spectra, bool)
+        #: The noise correlation at lags 1, 2, ... its variances were computed with.
+        self.noise_correlation = _read_only(np.atleast_1d(np.asarray(noise_correlation,
+                                                                     dtype=float)))
 
     # ------------------------------------------------------------------ access
     @property
@@ -231,7 +234,8 @@ class Redshift:
         f, var, chi2 = [], [], []
         for start in range(0, self.z.size, 2048):
             columns = np.arange(start, min(start + 2048, self.z.size))[None]
-            ev, _ = self.correlator.evaluate(self.data, [flat], [template], columns)
+            ev, _ = self.correlator.evaluate(self.data, [flat], [template], columns,
+                                             rho=self.noise_correlation)
             f.append(ev.f[0])
             var.append(ev.variance[0])
             chi2.append(ev.chi2[0])
@@ -509,8 +513,10 @@ class Redshift:
                 if name.startswith(f"zerr_{method}_") or name.startswith(f"{method}_"):
                     extras[method][name] = maps.pop(name).astype(float)
                     break
+        rho = [float(r) for r in str(meta.get("noise_rho", "none")).split(",")
+               if r and r != "none"]
         result = cls(maps, candidates, z=z, spatial_shape=shape, meta=meta, wcs=wcs,
-                     curves=curves)
+                     curves=curves, noise_correlation=rho)
         for method in methods:
             result._z_errors[method] = {"sigma": errors.get(method, np.full(n, np.nan)),
                                         "unreliable": unreliable.get(method,

@@ -21,11 +21,12 @@ import numpy as np
 
 from ..templates.lines import CONFUSION_LINES, LINES
 
-__all__ = ["select_candidates", "hypothesis_centres", "confusion_centres", "CANDIDATE_FIELDS"]
+__all__ = ["select_candidates", "scaled_delta", "hypothesis_centres", "confusion_centres",
+           "CANDIDATE_FIELDS"]
 
 #: The per-candidate arrays a `~muse_xcorr.Redshift` holds, (n_spectra, n_candidates) each.
 CANDIDATE_FIELDS = ("template", "index", "z", "f", "chi2", "score", "delta_chi2",
-                    "sigma_f", "n_active")
+                    "sigma_f", "n_active", "kappa")
 
 
 def select_candidates(pool, n_candidates, exclusion, composite_penalty):
@@ -35,7 +36,7 @@ def select_candidates(pool, n_candidates, exclusion, composite_penalty):
     ----------
     pool : dict of ndarray (n, C)
         ``template``, ``index``, ``z``, ``f``, ``chi2``, ``variance``,
-        ``n_active``, ``failed``, ``at_edge`` and ``amplitudes`` (n, C, K_max)
+        ``n_active``, ``kappa``, ``failed``, ``at_edge`` and ``amplitudes`` (n, C, K_max)
         (index -1: no candidate).
     n_candidates : int
     exclusion : float
@@ -83,12 +84,29 @@ def select_candidates(pool, n_candidates, exclusion, composite_penalty):
            "chi2": pick(pool["chi2"], np.nan), "score": pick(score, np.nan),
            "sigma_f": pick(np.sqrt(np.maximum(pool["variance"], 0.0)), np.nan),
            "n_active": pick(pool["n_active"], 0).astype(np.int32),
+           "kappa": pick(pool["kappa"], np.nan),
            "failed": pick(pool["failed"], False).astype(bool),
            "at_edge": pick(pool["at_edge"], False).astype(bool),
            "amplitudes": pick(pool["amplitudes"], np.nan)}
     out["score"] = np.where(has, out["score"], np.nan)
-    out["delta_chi2"] = out["score"] - out["score"][:, :1]
+    out["delta_chi2"] = scaled_delta(out["score"], out["kappa"])
     return out
+
+
+def scaled_delta(score, kappa):
+    """delta_chi2 of each candidate to the best: score difference over the noise inflation.
+
+    With correlated noise the chi2 of diagonal weights overstates the
+    evidence by the variance inflation kappa of the models' amplitudes
+    (maths section 7); the difference is divided by the larger kappa of the
+    two candidates (1 for white noise).
+
+    Parameters
+    ----------
+    score, kappa : ndarray (n, n_candidates)
+    """
+    scale = np.maximum(np.nan_to_num(kappa, nan=1.0), np.nan_to_num(kappa[:, :1], nan=1.0))
+    return (score - score[:, :1]) / np.maximum(scale, 1e-12)
 
 
 def confusion_centres(lines=CONFUSION_LINES):

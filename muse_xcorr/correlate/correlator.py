@@ -21,9 +21,10 @@ from ..spectra import as_spectral_data
 from ..templates import Template
 from ..templates.composite import CompositeTemplate, as_components
 from ..templates.continuum import DEFAULT_WINDOW, continuum_subtraction
+from ..spectra.noise import ResidualCorrelation, as_correlation
 from ..units import velocity_to_dlnz
 from ..backend import _tensorflow as backend
-from .candidates import hypothesis_centres, select_candidates
+from .candidates import hypothesis_centres, scaled_delta, select_candidates
 from .model import Evaluation, PreparedTemplate, WorkingBatch, evaluate, window_covariance
 from .search import SearchGrid, refine, window_best
 
@@ -35,6 +36,8 @@ WEIGHTINGS = ("uniform", "inverse_variance")
 SEARCHES = ("auto", "full", "coarse-to-fine")
 #: ``search="auto"`` searches the full grid up to this many redshifts, coarse-to-fine beyond.
 AUTO_FULL_LIMIT = 4000
+#: Spectra whose best fits measure the noise correlation of a larger data set first.
+NOISE_SAMPLE = 512
 
 
 def _entries(templates):
@@ -126,6 +129,14 @@ class Correlator:
     min_coverage : float
         LOW_COVERAGE where the best template covers less than this fraction
         of the valid pixels at z_best.
+    noise_correlation : "auto", None, float or sequence of float
+        The correlation of the noise between neighbouring pixels, which
+        MUSE's STAT ignores: carried into sigma_f, the covariance of f, every
+        sigma_z, delta_chi2 and the significance. ``"auto"`` (default):
+        measured from the whitened residuals of the best fits (of a sample
+        of the spectra of a cube, or of the data themselves when they are
+        few; :meth:`noise_correlation_of`). A number is rho at lag 1, a
+        sequence rho at lags 1, 2, ...; None: white noise.
     """
 
     def __init__(self, templates=None, z=None, *, weighting="inverse_variance",
@@ -133,7 +144,8 @@ class Correlator:
                  search="auto", coarse_factor=10, n_seeds=8, n_candidates=5,
                  exclusion=1000 * u.km / u.s, composite_penalty=2.0, ambiguity_threshold=9.0,
                  ambiguity_tolerance=0.0, batch_size=1024, dtype="float32",
-                 sigma_correction=True, keep_ccf=False, min_pixels=10, min_coverage=0.5):
+                 sigma_correction=True, keep_ccf=False, min_pixels=10, min_coverage=0.5,
+                 noise_correlation="auto"):
         self.templates = _entries(templates)
         self.z = as_zgrid(default_zgrid() if z is None else z)
         if weighting not in WEIGHTINGS:
@@ -173,6 +185,13 @@ class Correlator:
         self.keep_ccf = bool(keep_ccf)
         self.min_pixels = int(min_pixels)
         self.min_coverage = float(min_coverage)
+        if isinstance(noise_correlation, str):
+            if noise_correlation != "auto":
+                raise ValueError(f"noise_correlation must be 'auto', None, a number or a "
+                                 f"sequence of them, got {noise_correlation!r}")
+            self.noise_correlation = "auto"
+        else:
+            self.noise_correlation = as_correlation(noise_correlation)
         self._prepared = {}
 
     def __repr__(self):
@@ -242,7 +261,7 @@ class Correlator:
         return {block.rows.device for grid in grids if grid is not None
                 for *_, block in grid.blocks}
 
-    def working(self, data, rows):
+    def working(self, data, rows, *, rho=()):
         """The spectra ``rows`` of ``data`` in the fit metric, continuum subtracted.
 
         Parameters
@@ -250,6 +269,8 @@ class Correlator:
         data : `~muse_xcorr.MuseCube` or `~muse_xcorr.MuseSpectrum`
         rows : ndarray of int or slice
             Flat spaxel indices.
+        rho : array_like
+            The noise correlation (a result's ``noise_correlation``).
 
         Returns
         -------
@@ -258,7 +279,7 @@ class Correlator:
         data = as_spectral_data(data)
         batch = data.spectra_at(rows)
         return WorkingBatch(batch, self.weighting, self.continuum, data.spectral_axis,
-                            self.min_pixels)
+                            self.min_pixels, rho=rho)
 
     # ------------------------------------------------------------------ public
     def correlate(self, data, *, progress=True):
@@ -278,17 +299,64 @@ class Correlator:
         """
         data = as_spectral_data(data)
         self.prepare(data)
+        rho = self.noise_correlation
+        if isinstance(rho, str):  # "auto": a sample first, or the data themselves when few
+            rho = self.noise_correlation_of(data) if data.n_spectra > NOISE_SAMPLE else None
         parts = []
         bar = _progress_bar(data.n_spectra, progress)
         try:
             for start in range(0, data.n_spectra, self.batch_size):
-                parts.append(self.correlate_rows(data, start, start + self.batch_size))
+                parts.append(self.correlate_rows(data, start, start + self.batch_size,
+                                                 rho=() if rho is None else rho))
                 bar.update(parts[-1].stop - parts[-1].start)
         finally:
             bar.close()
+        if rho is None:  # measured on all the fits, then every candidate finished with it
+            pooled = ResidualCorrelation()
+            for part in parts:
+                pooled.merge(part.residuals)
+            rho = pooled.rho()
+            if rho.size:
+                parts = [self.finish(data, part, rho) for part in parts]
         return self.assemble(data, parts)
 
-    def correlate_rows(self, data, start, stop):
+    def noise_correlation_of(self, data, *, sample=None, seed=0):
+        """The noise correlation measured from the best fits of a sample of the spectra.
+
+        The whitened residuals ``(d - model) / sigma`` of the best candidate
+        of up to ``sample`` spectra (drawn at random among those with data),
+        pooled (:class:`~muse_xcorr.spectra.noise.ResidualCorrelation`).
+
+        Parameters
+        ----------
+        data : `~muse_xcorr.MuseCube` or `~muse_xcorr.MuseSpectrum`
+        sample : int, optional
+            Default 512.
+        seed : int
+            Of the draw of the sample.
+
+        Returns
+        -------
+        rho : ndarray
+            Coefficients at lags 1, 2, ... (empty: none measured).
+        """
+        data = as_spectral_data(data)
+        prepared = self.prepare(data)
+        grids = self._prepared[(data.spectral_axis.value.tobytes(), data.medium)][1]
+        sample = NOISE_SAMPLE if sample is None else int(sample)
+        n = data.n_spectra
+        rows = np.arange(n) if n <= sample else \
+            np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+        pooled = ResidualCorrelation()
+        for first in range(0, rows.size, self.batch_size):
+            chunk = rows[first:first + self.batch_size]
+            work = WorkingBatch(data.spectra_at(chunk), self.weighting, self.continuum,
+                                data.spectral_axis, self.min_pixels)
+            candidates, _ = self._candidates(work, prepared, grids)
+            pooled.add(*_best_residuals(work, prepared, candidates))
+        return pooled.rho()
+
+    def correlate_rows(self, data, start, stop, *, rho=None):
         """Correlate the spectra ``start:stop`` (flat spaxel indices) of ``data``.
 
         The unit of work of a distributed or resumable run: parts computed
@@ -300,6 +368,10 @@ class Correlator:
         ----------
         data : `~muse_xcorr.MuseCube`, `~muse_xcorr.MuseSpectrum` or `~specutils.Spectrum`
         start, stop : int
+        rho : array_like, optional
+            The noise correlation (:meth:`noise_correlation_of`); default the
+            correlator's own when it is given, else white noise. A
+            distributed run measures it once and gives it to every part.
 
         Returns
         -------
@@ -312,14 +384,74 @@ class Correlator:
         start = int(start)
         if not 0 <= start <= stop:
             raise ValueError(f"rows {start}:{stop} are outside the data's {data.n_spectra} spectra")
+        if rho is None:
+            rho = () if isinstance(self.noise_correlation, str) else self.noise_correlation
+        rho = as_correlation(rho)
         out = _Outputs(start, stop, self.n_candidates, self.max_components,
                        self.z.size if self.keep_ccf else 0)
+        residuals = ResidualCorrelation()
         for first in range(start, stop, self.batch_size):
             batch = data.spectra(first, min(first + self.batch_size, stop))
             work = WorkingBatch(batch, self.weighting, self.continuum, data.spectral_axis,
-                                self.min_pixels)
-            self._process(work, prepared, grids, out)
-        return Part(start, stop, out.maps, out.candidates, out.curves)
+                                self.min_pixels, rho=rho)
+            candidates, extrema = self._candidates(work, prepared, grids)
+            out.store(work, candidates, extrema, prepared, self)
+            if out.curves is not None:
+                out.store_curves(work, prepared, self)
+            residuals.add(*_best_residuals(work, prepared, candidates))
+        return Part(start, stop, out.maps, out.candidates, out.curves, rho=rho,
+                    residuals=residuals)
+
+    def finish(self, data, part, rho):
+        """A part with its variances, delta_chi2 and flags recomputed for a noise correlation.
+
+        The candidates (their redshifts, fits and chi2) do not depend on the
+        noise correlation; their sigma_f, the noise inflation kappa, the
+        delta_chi2 and the flags that follow from them do.
+
+        Parameters
+        ----------
+        data : `~muse_xcorr.MuseCube` or `~muse_xcorr.MuseSpectrum`
+        part : `Part`
+        rho : array_like
+
+        Returns
+        -------
+        part : `Part`
+        """
+        data = as_spectral_data(data)
+        prepared = self.prepare(data)
+        rho = as_correlation(rho)
+        candidates = {name: value.copy() for name, value in part.candidates.items()}
+        maps = part.maps
+        out = _Outputs(part.start, part.stop, self.n_candidates, self.max_components, 0)
+        for first in range(part.start, part.stop, self.batch_size):
+            stop = min(first + self.batch_size, part.stop)
+            rows = slice(first - part.start, stop - part.start)
+            work = WorkingBatch(data.spectra(first, stop), self.weighting, self.continuum,
+                                data.spectral_axis, self.min_pixels, rho=rho)
+            chosen = {name: value[rows] for name, value in candidates.items()}
+            template, index = chosen["template"], chosen["index"]
+            for t in np.unique(template[template >= 0]):
+                members = template == t
+                spectra = np.flatnonzero(members.any(axis=1))
+                start = prepared[t].index_range[0]
+                ev = evaluate(work.subset(spectra), prepared[t],
+                              np.where(members[spectra], index[spectra], start),
+                              correction=self.sigma_correction)
+                pick = members[spectra]
+                for field, value in (("sigma_f", np.sqrt(ev.variance)), ("kappa", ev.kappa),
+                                     ("failed", ev.failed)):
+                    target = chosen[field][spectra]
+                    chosen[field][spectra] = np.where(pick, value, target)
+            chosen["delta_chi2"] = scaled_delta(chosen["score"], chosen["kappa"])
+            for name, value in chosen.items():
+                candidates[name][rows] = value
+            extrema = np.broadcast_to(np.stack([maps["f_max"][rows], maps["f_min"][rows]],
+                                               axis=1), (len(prepared), stop - first, 2))
+            out.store(work, chosen, extrema, prepared, self)
+        return Part(part.start, part.stop, out.maps, out.candidates, part.curves, rho=rho,
+                    residuals=part.residuals)
 
     def assemble(self, data, parts):
         """The `~muse_xcorr.Redshift` of ``data`` from parts of :meth:`correlate_rows`.
@@ -350,7 +482,11 @@ class Correlator:
             keys = stores[0].keys()
             return {key: np.concatenate([s[key] for s in stores]) for key in keys}
 
+        rho = parts[0].rho
+        if any(p.rho.shape != rho.shape or not np.allclose(p.rho, rho) for p in parts):
+            raise ValueError("the parts were computed with different noise correlations")
         meta = {"templates": ",".join(self.names), "weighting": self.weighting,
+                "noise_rho": ",".join(f"{r:.4f}" for r in rho) or "none",
                 "continuum": "none" if self.continuum is None else
                 f"{self.continuum.method} {self.continuum.window.value:g} km/s",
                 "lsf": str(self.lsf), "search": self.search_mode,
@@ -362,9 +498,10 @@ class Correlator:
         curves = joined("curves") if parts[0].curves else None
         return Redshift(joined("maps"), joined("candidates"), z=self.z,
                         spatial_shape=data.spatial_shape, correlator=self, data=data, meta=meta,
-                        curves=curves)
+                        curves=curves, noise_correlation=rho)
 
-    def evaluate(self, data, rows, template_index, index, *, keep_models=False, work=None):
+    def evaluate(self, data, rows, template_index, index, *, keep_models=False, work=None,
+                 rho=()):
         """The fitted model of each spectrum's template at grid indices (float64).
 
         Parameters
@@ -380,6 +517,8 @@ class Correlator:
             Also return the unit model columns (for covariances).
         work : `~muse_xcorr.correlate.model.WorkingBatch`, optional
             The spectra (e.g. simulated copies); default those of ``data``.
+        rho : array_like
+            The noise correlation (with ``work=None``).
 
         Returns
         -------
@@ -388,14 +527,14 @@ class Correlator:
         """
         prepared = self.prepare(data)
         rows = np.asarray(rows, dtype=np.int64)
-        work = self.working(data, rows) if work is None else work
+        work = self.working(data, rows, rho=rho) if work is None else work
         template_index = np.broadcast_to(np.asarray(template_index, dtype=np.int64),
                                          rows.shape)
         index = np.asarray(index, dtype=np.int64)
         return _by_template(work, prepared, template_index, index, keep_models,
                             self.sigma_correction), work
 
-    def window(self, data, rows, template_index, index, *, full_covariance=True):
+    def window(self, data, rows, template_index, index, *, full_covariance=True, rho=()):
         """Exact float64 f and its covariance at grid indices, per spectrum's template.
 
         The one place where the covariance of f is computed; the error
@@ -408,6 +547,8 @@ class Correlator:
             As :meth:`evaluate`.
         full_covariance : bool
             Covariance matrices (n, w, w), or only variances (n, w).
+        rho : array_like
+            The noise correlation (a result's ``noise_correlation``).
 
         Returns
         -------
@@ -417,13 +558,13 @@ class Correlator:
             The second-order correction did not apply (ZERR_UNRELIABLE).
         """
         evaluation, work = self.evaluate(data, rows, template_index, index,
-                                         keep_models=full_covariance)
+                                         keep_models=full_covariance, rho=rho)
         if not full_covariance:
             return evaluation.f, evaluation.variance, np.any(evaluation.failed, axis=1)
         cov, failed = window_covariance(work, evaluation, correction=self.sigma_correction)
         return evaluation.f, cov, failed
 
-    def fitted_model(self, data, rows, template_index, z, *, work=None):
+    def fitted_model(self, data, rows, template_index, z, *, work=None, rho=()):
         """Each spectrum's fitted model at any redshift, in the working space of the fit.
 
         Parameters
@@ -433,6 +574,8 @@ class Correlator:
         z : ndarray (n,)
             A redshift per spectrum (e.g. z_best).
         work : `~muse_xcorr.correlate.model.WorkingBatch`, optional
+        rho : array_like
+            The noise correlation (with ``work=None``).
 
         Returns
         -------
@@ -444,7 +587,7 @@ class Correlator:
         """
         prepared = self.prepare(data)
         rows = np.asarray(rows, dtype=np.int64)
-        work = self.working(data, rows) if work is None else work
+        work = self.working(data, rows, rho=rho) if work is None else work
         z = np.asarray(z, dtype=float)
         template_index = np.broadcast_to(np.asarray(template_index, dtype=np.int64),
                                          rows.shape)
@@ -464,8 +607,15 @@ class Correlator:
         return flux, amplitudes, work
 
     # ------------------------------------------------------------------ internals
-    def _process(self, work, prepared, grids, out):
-        """Search, refine and rank the candidates of one batch; fill ``out``."""
+    def _candidates(self, work, prepared, grids):
+        """Search, refine and rank the candidates of one batch.
+
+        Returns
+        -------
+        candidates : dict of ndarray (n, n_candidates)
+        extrema : ndarray (n_templates, n, 2)
+            Each template's largest and smallest search score.
+        """
         n = len(work)
         data32, weights32, patterns = work.search_arrays(self.dtype)
         tensors = (backend.as_tensor(data32, self.dtype), backend.as_tensor(weights32, self.dtype),
@@ -492,11 +642,8 @@ class Correlator:
         pool = _merge([pool, self._hypotheses(work, prepared, tensors, best)],
                       self.max_components)
         exclusion = velocity_to_dlnz(self.exclusion)
-        candidates = select_candidates(pool, self.n_candidates, exclusion,
-                                       self.composite_penalty)
-        out.store(work, candidates, extrema, prepared, self)
-        if out.curves is not None:
-            out.store_curves(work, prepared, self)
+        return select_candidates(pool, self.n_candidates, exclusion,
+                                 self.composite_penalty), extrema
 
     def _hypotheses(self, work, prepared, tensors, best):
         """Candidates at the redshifts where the best candidate's main line is another line."""
@@ -524,6 +671,24 @@ class Correlator:
             n, self.max_components)
 
 
+def _best_residuals(work, prepared, candidates):
+    """Whitened residuals ``(d - m) / sigma`` of every spectrum's best candidate, and validity."""
+    residuals = np.zeros(work.flux.shape)
+    template, index = candidates["template"][:, 0], candidates["index"][:, 0]
+    amplitudes = candidates["amplitudes"][:, 0]
+    has = template >= 0
+    for t in np.unique(template[has]):
+        rows = np.flatnonzero(template == t)
+        p = prepared[t]
+        unique, position = np.unique(index[rows], return_inverse=True)
+        columns = p.columns(unique)[:, position]                    # (K, m, P)
+        model = np.einsum("gmp,mg->mp", columns,
+                          np.nan_to_num(amplitudes[rows, :p.n_components]))
+        residuals[rows] = work.flux[rows] - model
+    residuals = residuals * np.sqrt(work.w)
+    return residuals, work.valid & has[:, None] & ~work.skipped[:, None]
+
+
 def _merge(parts, k_max):
     """Concatenate candidate pools along the candidate axis (amplitudes padded to k_max)."""
     parts = [p for p in parts if p is not None]
@@ -547,6 +712,7 @@ def _empty_pool(n, k_max):
             "chi2": np.zeros((n, 0)), "variance": np.zeros((n, 0)),
             "failed": np.zeros((n, 0), bool), "at_edge": np.zeros((n, 0), bool),
             "n_active": np.zeros((n, 0), np.int64), "amplitudes": np.zeros((n, 0, k_max)),
+            "kappa": np.zeros((n, 0)),
             "template": np.zeros((n, 0), np.int64)}
 
 
@@ -586,11 +752,17 @@ class Part:
         Flat arrays, one row per spectrum of the part.
     curves : dict of ndarray or None
         f and sigma_f over the grid (``keep_ccf=True``).
+    rho : ndarray
+        The noise correlation its variances were computed with.
+    residuals : `~muse_xcorr.spectra.noise.ResidualCorrelation`
+        The autocorrelation sums of its best fits' residuals.
     """
 
-    def __init__(self, start, stop, maps, candidates, curves=None):
+    def __init__(self, start, stop, maps, candidates, curves=None, *, rho=(), residuals=None):
         self.start, self.stop = int(start), int(stop)
         self.maps, self.candidates, self.curves = maps, candidates, curves
+        self.rho = as_correlation(rho)
+        self.residuals = residuals if residuals is not None else ResidualCorrelation()
 
     def __repr__(self):
         return f"<Part of spectra {self.start}:{self.stop}>"

@@ -26,13 +26,15 @@ subtracted), and `evaluate` computes all of the above at any grid indices.
 """
 import numpy as np
 
+from ..spectra.noise import as_correlation, banded_inner
 from ..statistics import (chi2_from_f, correlation, first_order_variance, ml_amplitude,
                           second_order_term, weighted_chi2)
 from ..templates.composite import as_components, fit_amplitudes
 from ..templates.resample import ColumnGenerator, generator_for
 
 __all__ = ["WorkingBatch", "PreparedTemplate", "Evaluation", "evaluate", "window_covariance",
-           "gather_columns", "numerator_moments", "copy_numerators", "copy_scores"]
+           "noise_gram", "gather_columns", "numerator_moments", "copy_numerators",
+           "copy_scores"]
 
 #: Float64 elements of gathered columns held at a time by `evaluate` (bounds memory).
 _GATHER_ELEMENTS = 8_000_000
@@ -51,6 +53,9 @@ class WorkingBatch:
         The observed grid (for the continuum).
     min_pixels : int
         Spectra with fewer valid pixels are skipped.
+    rho : array_like, optional
+        Correlation of the whitened noise at lags 1, 2, ... pixels
+        (:mod:`muse_xcorr.spectra.noise`); default white noise.
 
     Attributes
     ----------
@@ -68,7 +73,10 @@ class WorkingBatch:
         Fewer than ``min_pixels`` valid pixels, or no flux at all.
     """
 
-    def __init__(self, batch, weighting, continuum, wavelength, min_pixels):
+    #: Attributes that are not per spectrum (kept whole by :meth:`subset`).
+    _shared = ("rho",)
+
+    def __init__(self, batch, weighting, continuum, wavelength, min_pixels, rho=None):
         flux, variance, valid = batch.flux, batch.variance, batch.valid
         if continuum is not None:
             flux = continuum.subtract(flux, valid, wavelength)
@@ -85,12 +93,15 @@ class WorkingBatch:
         self.norm2 = np.einsum("ij,ij->i", self.qd, self.flux)
         self.norm2_w = self.norm2 if weighting == "inverse_variance" else \
             np.einsum("ij,ij,ij->i", self.w, self.flux, self.flux)
-        # the variance of a pixel's term in the sums of the metric (v q^2), and the
-        # sum of the squared variances of the whitened pixels sqrt(q) d: sum (v q)^2
-        self.vq2 = self.w if weighting == "inverse_variance" else self.variance
-        self.sum_v2 = self.n_valid.astype(float) if weighting == "inverse_variance" else \
-            np.einsum("ij,ij->i", self.variance, self.variance)
-        self.r = np.einsum("ij,ij,ij->i", self.vq2, self.flux, self.flux)
+        # sigma q: a pixel's term of a sum over the metric has the noise sigma q x; the
+        # variances of sums are quadratic forms of sigma q x with the noise correlation R
+        self.rho = as_correlation(rho)
+        self.sigma_q = np.sqrt(self.variance) * self.q
+        self.vq2 = self.sigma_q * self.sigma_q
+        # Var(||n||^2) / 2 in the metric: sum (v q)^2, and the terms of the correlated pairs
+        vq = self.variance * self.q
+        self.sum_v2 = banded_inner(vq, vq, self.rho ** 2)
+        self.r = banded_inner(self.sigma_q * self.flux, self.sigma_q * self.flux, self.rho)
         self.skipped = (self.n_valid < max(int(min_pixels), 1)) | ~(self.norm2 > 0)
 
     def __len__(self):
@@ -125,7 +136,8 @@ class WorkingBatch:
         """The working batch of some of its rows (a view for the estimators)."""
         out = object.__new__(WorkingBatch)
         for name, value in self.__dict__.items():
-            out.__dict__[name] = value[rows] if isinstance(value, np.ndarray) else value
+            per_row = isinstance(value, np.ndarray) and name not in self._shared
+            out.__dict__[name] = value[rows] if per_row else value
         return out
 
 
@@ -329,6 +341,10 @@ class Evaluation:
         The second-order correction did not apply (maths section 1b).
     n_active : ndarray of int (n, w)
         Components inside the data (the free amplitudes of the fit).
+    kappa : ndarray (n, w)
+        The variance inflation of the model's amplitude by the noise
+        correlation (1 for white noise): chi2 differences of the model are
+        divided by it (maths section 7).
     models : ndarray (n, w, n_pixel) or None
         The unit-norm model columns (q metric), when asked for.
     """
@@ -366,6 +382,7 @@ def evaluate(work, prepared, index, *, keep_models=False, correction=True, colum
     out.variance = np.zeros((n, w))
     out.failed = np.zeros((n, w), bool)
     out.n_active = np.zeros((n, w), np.int64)
+    out.kappa = np.ones((n, w))
     out.models = np.zeros((n, w, work.flux.shape[1])) if keep_models else None
     n_pixel = work.flux.shape[1]
     rows_per_chunk = max(1, _GATHER_ELEMENTS // max(w * K * n_pixel, 1))
@@ -411,10 +428,19 @@ def _evaluate_chunk(work, prepared, gathered, out, rows, correction):
         model2_w = np.einsum("rwp,rwp,rp->rw", model, model, work.w)
         chi2 = weighted_chi2(work.norm2_w[:, None], inner_w, model2_w,
                              ml_amplitude(inner, model2))
-    # first-order variance from the four sums, then the second-order term
-    p = np.einsum("rwp,rwp,rp->rw", model, model, work.vq2)
-    qq = np.einsum("rwp,rp->rw", model, work.vq2 * work.flux)
+    # first-order variance from the four sums (quadratic forms with the noise
+    # correlation), then the second-order term
+    sq_model = model * work.sigma_q[:, None, :]
+    sq_data = (work.sigma_q * work.flux)[:, None, :]
+    p = banded_inner(sq_model, sq_model, work.rho)
+    qq = banded_inner(sq_model, sq_data, work.rho)
     first = first_order_variance(f, p, qq, model2, work.r[:, None], norm2)
+    # the variance inflation of the model's amplitude by the correlation (1 for white noise)
+    if work.rho.size:
+        white = np.einsum("rwp,rwp->rw", sq_model, sq_model)
+        kappa = np.where(white > 0, p / np.where(white > 0, white, 1.0), 1.0)
+    else:
+        kappa = np.ones(p.shape)
     variance, failed = _floored(first, second_order_term(f, f, work.sum_v2[:, None], norm2),
                                 correction)
     failed &= model2 > 0
@@ -425,6 +451,7 @@ def _evaluate_chunk(work, prepared, gathered, out, rows, correction):
     out.variance[rows] = np.where(skipped, np.nan, variance)
     out.failed[rows] = failed & ~skipped
     out.n_active[rows] = np.sum(inside, axis=-1)
+    out.kappa[rows] = np.where(skipped, np.nan, kappa)
     if out.models is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
             unit = model / np.sqrt(np.where(model2 > 0, model2, np.inf))[..., None]
@@ -452,8 +479,10 @@ def window_covariance(work, evaluation, *, correction=True):
     """
     m, f = evaluation.models, np.nan_to_num(evaluation.f)
     norm2 = np.where(work.skipped, 1.0, work.norm2)
-    gram = np.einsum("rkp,rlp,rp->rkl", m, m, work.vq2)
-    d = np.einsum("rkp,rp->rk", m, work.vq2 * work.flux) / np.sqrt(norm2)[:, None]
+    u = m * work.sigma_q[:, None, :]
+    gram = noise_gram(u, work.rho)
+    d = banded_inner(u, (work.sigma_q * work.flux)[:, None, :], work.rho) / \
+        np.sqrt(norm2)[:, None]
     first = (gram - f[:, None, :] * d[:, :, None] - f[:, :, None] * d[:, None, :]
              + f[:, :, None] * f[:, None, :] * (work.r / norm2)[:, None, None]) / \
         norm2[:, None, None]
@@ -486,6 +515,22 @@ def _floored(first, term, correction):
     corrected = first - term
     floor = corrected < term
     return np.where(floor, term, corrected), floor & (term > 0) | ~(first > 0) & ~(term > 0)
+
+
+def noise_gram(u, rho):
+    """``U R U^T`` for a stack of vectors u (n, V, n_pixel): covariances of sums ``u . n``.
+
+    ``u`` are the vectors times sigma q (zero at invalid pixels), so that
+    ``Cov(<n, v_a>, <n, v_b>)`` for noise of the data's variance and
+    correlation R is the returned matrix.
+    """
+    gram = np.einsum("rkp,rlp->rkl", u, u)
+    for lag, coefficient in enumerate(rho, start=1):
+        if coefficient == 0 or lag >= u.shape[-1]:
+            continue
+        shifted = np.einsum("rkp,rlp->rkl", u[..., :-lag], u[..., lag:])
+        gram = gram + coefficient * (shifted + np.swapaxes(shifted, 1, 2))
+    return gram
 
 
 def gather_columns(prepared, index, columns=None):
@@ -527,7 +572,7 @@ def numerator_moments(work, prepared, index, base):
     n, w = index.shape
     K = cols.shape[0]
     flat = np.moveaxis(cols, 0, 2).reshape(n, w * K, -1)        # (n, wK, P)
-    cov = np.einsum("nap,nbp,np->nab", flat, flat, work.vq2)
+    cov = noise_gram(flat * work.sigma_q[:, None, :], work.rho)
     return mean, cov, norm2
 
 

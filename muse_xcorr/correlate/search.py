@@ -178,7 +178,7 @@ def refine(work, prepared, index, *, correction=True, max_moves=4):
     -------
     found : dict of ndarray (n, s)
         ``index``, ``z`` (refined), ``f``, ``chi2``, ``variance``,
-        ``failed``, ``at_edge``, ``n_active`` and ``amplitudes`` (n, s, K);
+        ``failed``, ``at_edge``, ``n_active``, ``kappa`` and ``amplitudes`` (n, s, K);
         NaN / -1 where there is no candidate.
     """
     n, s = index.shape
@@ -198,7 +198,7 @@ def refine(work, prepared, index, *, correction=True, max_moves=4):
         rows, slots = np.nonzero(moved)
         k[rows, slots] += step[rows, slots]
         again = _stencil(work.subset(rows), prepared, k[rows, slots][:, None], correction)
-        for name in ("f", "chi2", "variance", "failed", "n_active", "amplitudes"):
+        for name in ("f", "chi2", "variance", "failed", "n_active", "amplitudes", "kappa"):
             getattr(ev, name)[rows, slots] = getattr(again, name)[:, 0]
     z, at_edge = refine_on_grid(prepared.z, k, np.nan_to_num(ev.f, nan=0.0))
     at_edge |= (k == low) | (k == high)  # the edge of the template's range
@@ -209,6 +209,7 @@ def refine(work, prepared, index, *, correction=True, max_moves=4):
              "variance": np.where(has, ev.variance[..., centre], np.nan),
              "failed": has & ev.failed[..., centre], "at_edge": has & at_edge,
              "n_active": np.where(has, ev.n_active[..., centre], 0),
+             "kappa": np.where(has, ev.kappa[..., centre], np.nan),
              "amplitudes": np.where(has[..., None], ev.amplitudes[..., centre, :], np.nan)}
     return found
 
@@ -229,5 +230,6 @@ def _stencil(work, prepared, k, correction):
     out.variance = ev.variance.reshape(n, s, 3)
     out.failed = ev.failed.reshape(n, s, 3)
     out.n_active = ev.n_active.reshape(n, s, 3)
+    out.kappa = ev.kappa.reshape(n, s, 3)
     out.amplitudes = ev.amplitudes.reshape(n, s, 3, -1)
     return out

@@ -141,7 +141,7 @@ def resampled_sigma(result, sample, *, window, n_samples, rng):
     width = 2 * window + 1
     per_row = data.n_pixels * max(2 * width * correlator.max_components, n_samples) * 2
     for rows in chunks(rows_all, per_row):
-        work = correlator.working(data, rows)
+        work = correlator.working(data, rows, rho=result.noise_correlation)
         template = result.flat("template_index")[rows]
         model, _, _ = correlator.fitted_model(data, rows, template,
                                               result.flat("z_best")[rows], work=work)

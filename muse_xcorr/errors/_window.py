@@ -129,5 +129,5 @@ class PeakWindow:
         for part in chunks(position, per_row):
             f, cov, failed = result.correlator.window(
                 result.data, self.rows[part], self.template[part], self.index[part],
-                full_covariance=full_covariance)
+                full_covariance=full_covariance, rho=result.noise_correlation)
             self.f[part], self.cov[part], self.failed[part] = f, cov, failed

@@ -8,7 +8,10 @@ with f' and f'' from five-point central finite differences of f around the
 best grid sample (their variance from the 5 x 5 window covariance of f),
 f' evaluated at the refined peak u_best by a first-order step. In
 inverse-variance weighting, chi2 = ||d||_w^2 (1 - f^2) and the estimator
-is the Delta chi2 = 1 rule, sigma_u^2 = 2 / chi2'' = 1 / (-||d||_w^2 f f'').
+is the Delta chi2 = 1 rule, sigma_u^2 = 2 / chi2'' = 1 / (-||d||_w^2 f f''); with
+correlated noise (the result's ``noise_correlation``) the chi2 of diagonal
+weights is no likelihood and the first form, with the correlated window
+covariance of f, is used in both weightings.
 """
 import numpy as np
 
@@ -37,7 +40,7 @@ def estimate(result):
     """
     peak = PeakWindow(result, 2, full_covariance=True)
     curvature = peak.f @ SECOND_DERIVATIVE
-    if result.correlator.weighting == "inverse_variance":
+    if result.correlator.weighting == "inverse_variance" and not result.noise_correlation.size:
         f_peak = peak.f[:, 2] + peak.u * (peak.f @ FIRST_DERIVATIVE) \
             + 0.5 * peak.u ** 2 * curvature
         norm2 = result.flat("norm2")[peak.rows]

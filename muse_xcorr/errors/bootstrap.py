@@ -5,7 +5,8 @@ fitted model at z_best, in the working space of the correlation) are
 centred and resampled with replacement in blocks of ``block`` consecutive
 valid pixels (MUSE noise is correlated between neighbouring pixels, and its
 STAT variance is known to be off: the bootstrap uses the residuals' actual
-scatter), then x* = m + sigma r*, and z* is recomputed as in the Monte Carlo
+scatter; the default block is eight times the measured correlation length),
+then x* = m + sigma r*, and z* is recomputed as in the Monte Carlo
 (:mod:`._resample`). sigma_z is the standard deviation of z*; the 16-84
 percentile half-width is kept as ``zerr_bootstrap_p68``.
 """
@@ -43,19 +44,23 @@ def block_resample(residuals, n_samples, block, rng):
 
 
 @format_doc(None, resampling=RESAMPLING_PARAMETERS)
-def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, block=4):
+def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, block=None):
     """sigma_z from the block bootstrap.
 
     Parameters
     ----------
     {resampling}
-    block : int
-        Block length in valid pixels.
+    block : int, optional
+        Block length in valid pixels; default from the result's noise
+        correlation: ``max(4, 8 L)`` for correlation over L pixels (the
+        blocks must be longer than the correlation, or the bootstrap loses it).
 
     Returns
     -------
     estimate : `~muse_xcorr.errors._window.Estimate`
     """
+    if block is None:
+        block = max(4, 8 * result.noise_correlation.size)
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
         raise ValueError(f"block must be a positive number of pixels, got {block!r}")
     rng = np.random.default_rng(seed)

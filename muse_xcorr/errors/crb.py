@@ -11,6 +11,8 @@ a smaller variance; an efficient one reaches it at high S/N.
 """
 import numpy as np
 
+from ..correlate.model import noise_gram
+from ..spectra.noise import as_correlation
 from ._window import Estimate, chunks
 
 __all__ = ["cramer_rao", "estimate", "DERIVATIVE_STEP"]
@@ -19,7 +21,7 @@ __all__ = ["cramer_rao", "estimate", "DERIVATIVE_STEP"]
 DERIVATIVE_STEP = 1e-5
 
 
-def cramer_rao(columns, slopes, amplitudes, weights):
+def cramer_rao(columns, slopes, amplitudes, weights, rho=()):
     """sigma_CRB on z from component columns, their z-derivatives and fitted amplitudes.
 
     Parameters
@@ -31,6 +33,11 @@ def cramer_rao(columns, slopes, amplitudes, weights):
         free parameter).
     weights : ndarray (n, n_pixel)
         1 / variance on valid pixels, 0 elsewhere.
+    rho : array_like
+        The noise correlation: the variance is then the sandwich
+        ``(F^-1 B F^-1)_zz`` with ``B = (W J)^T C (W J)``, that of the
+        diagonal-weights fit the correlator makes (the bound of the
+        generalised fit would need C^-1).
 
     Returns
     -------
@@ -47,9 +54,17 @@ def cramer_rao(columns, slopes, amplitudes, weights):
     fisher[:, k, k] = np.where(free, fisher[:, k, k], 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         try:
-            variance = np.linalg.inv(fisher)[:, 0, 0]
+            inverse = np.linalg.inv(fisher)
         except np.linalg.LinAlgError:
-            variance = np.array([np.linalg.pinv(m)[0, 0] for m in fisher])
+            inverse = np.array([np.linalg.pinv(m) for m in fisher])
+        rho = as_correlation(rho)
+        if rho.size:
+            whitened = jacobian * np.sqrt(weights)[:, None, :]
+            middle = noise_gram(whitened, rho)
+            middle[:, k, k] = np.where(free, middle[:, k, k], 1.0)
+            variance = np.einsum("na,nab,nb->n", inverse[:, 0], middle, inverse[:, 0])
+        else:
+            variance = inverse[:, 0, 0]
         return np.where(variance > 0, np.sqrt(variance), np.nan)
 
 
@@ -63,7 +78,7 @@ def estimate(result):
     z_all = result.flat("z_best")
     per_row = 3 * correlator.max_components * data.n_pixels
     for rows in chunks(rows_all, per_row):
-        work = correlator.working(data, rows)
+        work = correlator.working(data, rows, rho=result.noise_correlation)
         sigma = np.full(rows.size, np.nan)
         for t in np.unique(template_all[rows]):
             members = np.flatnonzero(template_all[rows] == t)
@@ -75,6 +90,6 @@ def estimate(result):
             _, amplitudes, _ = correlator.fitted_model(data, rows[members], t, z,
                                                        work=work.subset(members))
             sigma[members] = cramer_rao(columns, slopes, amplitudes[:, :p.n_components],
-                                        work.w[members])
+                                        work.w[members], result.noise_correlation)
         out.set(rows, sigma, np.zeros(rows.size, bool))
     return out

@@ -28,6 +28,7 @@ import numpy as np
 
 from astropy.utils.decorators import format_doc
 
+from ..correlate.model import noise_gram
 from ._resample import DEFAULT_WINDOW, RESAMPLING_PARAMETERS, resampled_sigma
 
 __all__ = ["estimate", "DEFAULT_WINDOW", "OPTIONS", "matrix_root"]
@@ -57,7 +58,7 @@ def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, perturb
     def sample(work, model, vectors, n, rng):
         base = model if perturb == "model" else work.flux
         mean = np.einsum("nvp,np->nv", vectors, work.q * base)
-        cov = np.einsum("nap,nbp,np->nab", vectors, vectors, work.vq2)
+        cov = noise_gram(vectors * work.sigma_q[:, None, :], work.rho)
         draws = rng.standard_normal((mean.shape[0], n, mean.shape[1]))
         return mean[:, None, :] + draws @ np.swapaxes(matrix_root(cov), 1, 2)
 

@@ -1,0 +1,160 @@
+"""The noise correlation along wavelength, measured from the data, and its quadratic forms.
+
+MUSE's STAT is the variance of each pixel, but the pipeline's resampling
+correlates neighbouring pixels and STAT ignores that covariance (maths
+section 7). With the whitened noise ``n_j / sigma_j`` stationary along
+wavelength, its correlation matrix R is a band of coefficients rho_1,
+rho_2, ... (lags in pixels), and every first-order variance of the package
+becomes a quadratic form ``x^T R y`` (:func:`banded_inner`).
+
+:func:`residual_autocorrelation` measures rho from whitened residuals
+``(d - model) / sigma`` of many spectra (the best fits of a cube's spaxels,
+or one long spectrum's own residuals), over pairs of valid pixels, leaving
+out outliers (sky-line residuals, emission lines the model misses).
+"""
+import numpy as np
+
+__all__ = ["banded_inner", "ResidualCorrelation", "residual_autocorrelation", "as_correlation",
+           "MAX_LAG", "OUTLIER"]
+
+#: Longest lag (pixels) measured.
+MAX_LAG = 5
+#: Whitened residuals beyond this are left out of the measurement (with their neighbours).
+OUTLIER = 5.0
+#: Mean square of the whitened residuals below which there is no noise to measure.
+MIN_SCATTER = 0.1
+
+
+def as_correlation(rho):
+    """Correlation coefficients at lags 1, 2, ... as a float array (empty: white noise)."""
+    if rho is None:
+        return np.zeros(0)
+    rho = np.atleast_1d(np.asarray(rho, dtype=float))
+    if rho.ndim != 1 or not np.all(np.isfinite(rho)) or np.any(np.abs(rho) >= 1):
+        raise ValueError(f"the noise correlation must be coefficients at lags 1, 2, ... with "
+                         f"|rho| < 1, got {rho!r}")
+    return rho
+
+
+def banded_inner(x, y, rho):
+    """``sum_jk x_j R_jk y_k`` along the last axis, R the band ``1, rho_1, rho_2, ...``.
+
+    Parameters
+    ----------
+    x, y : ndarray (..., n_pixel)
+        Broadcast together (e.g. sigma q m for a model, sigma q d for the data;
+        zero at invalid pixels, which then drop out of every pair).
+    rho : ndarray (L,)
+
+    Returns
+    -------
+    inner : ndarray (...)
+    """
+    out = np.sum(x * y, axis=-1)
+    for lag, coefficient in enumerate(rho, start=1):
+        if coefficient == 0 or lag >= x.shape[-1]:
+            continue
+        out = out + coefficient * (np.sum(x[..., :-lag] * y[..., lag:], axis=-1) +
+                                   np.sum(x[..., lag:] * y[..., :-lag], axis=-1))
+    return out
+
+
+class ResidualCorrelation:
+    """Pools the autocorrelation of whitened residuals over batches of spectra.
+
+    ``add`` the residuals ``(d - model) / sigma`` of every batch, then read
+    :meth:`rho`. Pixels with ``|residual| > outlier`` and their neighbours up
+    to ``max_lag`` are left out (sky-line residuals, emission lines a model
+    misses).
+
+    Parameters
+    ----------
+    max_lag : int
+    outlier : float
+    """
+
+    def __init__(self, max_lag=MAX_LAG, outlier=OUTLIER):
+        self.max_lag = int(max_lag)
+        self.outlier = float(outlier)
+        self.products = np.zeros(self.max_lag)
+        self.norms = np.zeros(self.max_lag)
+        self.pairs = np.zeros(self.max_lag, dtype=np.int64)
+        self.squares = 0.0
+        self.count = 0
+
+    def add(self, residuals, valid):
+        """Add a batch: residuals (n, n_pixel), valid (n, n_pixel) of bool."""
+        r = np.asarray(residuals, dtype=float)
+        use = np.asarray(valid, bool) & np.isfinite(r)
+        bad = use & (np.abs(np.where(use, r, 0.0)) > self.outlier)
+        spread = bad.copy()
+        for lag in range(1, self.max_lag + 1):
+            spread[:, lag:] |= bad[:, :-lag]
+            spread[:, :-lag] |= bad[:, lag:]
+        use &= ~spread
+        r = np.where(use, r, 0.0)
+        self.squares += float(np.sum(r * r))
+        self.count += int(use.sum())
+        for lag in range(1, self.max_lag + 1):
+            pairs = use[:, :-lag] & use[:, lag:]
+            self.pairs[lag - 1] += int(pairs.sum())
+            self.products[lag - 1] += np.sum(np.where(pairs, r[:, :-lag] * r[:, lag:], 0.0))
+            self.norms[lag - 1] += 0.5 * (np.sum(np.where(pairs, r[:, :-lag] ** 2, 0.0)) +
+                                          np.sum(np.where(pairs, r[:, lag:] ** 2, 0.0)))
+        return self
+
+    def merge(self, other):
+        """Pool another accumulator into this one."""
+        self.products += other.products
+        self.norms += other.norms
+        self.pairs += other.pairs
+        self.squares += other.squares
+        self.count += other.count
+        return self
+
+    def rho(self, significance=3.0):
+        """The measured coefficients, truncated after the last significant lag.
+
+        A lag whose coefficient is within ``significance`` of its own
+        sampling error (about 1 / sqrt(pairs)) ends the band: measured noise
+        beyond the correlation length would only add noise to every variance.
+        Residuals whose mean square is below :data:`MIN_SCATTER` (data that
+        fit their model far better than their variance allows, e.g. noiseless
+        simulations) are no noise to measure: no correlation is returned.
+        """
+        if self.count == 0 or self.squares / self.count < MIN_SCATTER:
+            return np.zeros(0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.where(self.norms > 0, self.products / self.norms, 0.0)
+            error = 1.0 / np.sqrt(np.maximum(self.pairs, 1))
+        significant = np.abs(rho) > significance * error
+        length = 0
+        while length < rho.size and significant[length]:
+            length += 1
+        return np.clip(rho[:length], -0.95, 0.95)
+
+
+def residual_autocorrelation(residuals, valid, max_lag=MAX_LAG, outlier=OUTLIER):
+    """The autocorrelation of whitened residuals at lags 1..max_lag, pooled over spectra.
+
+    Parameters
+    ----------
+    residuals : ndarray (n, n_pixel)
+        ``(d - model) / sigma`` on the valid pixels (anything elsewhere).
+    valid : ndarray of bool (n, n_pixel)
+    max_lag : int
+    outlier : float
+        See `ResidualCorrelation`.
+
+    Returns
+    -------
+    rho : ndarray (max_lag,)
+        ``sum r_j r_{j+o} / sum r_j^2`` over the pairs where both are used
+        (not truncated; :meth:`ResidualCorrelation.rho` truncates).
+    n_pairs : int
+        Pairs at lag 1 (the precision of rho_1 is about 1 / sqrt(n_pairs)).
+    """
+    pooled = ResidualCorrelation(max_lag, outlier).add(residuals, valid)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(pooled.norms > 0, pooled.products / pooled.norms, 0.0)
+    return rho, int(pooled.pairs[0])
