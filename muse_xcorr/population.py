@@ -38,7 +38,9 @@ noiseless observed model of that feature alone: one emission line or doublet
 (e.g. ``[OII]3727`` = both lines of the doublet, ``Lya`` with its blue bump)
 on no continuum, or ``absorption``, the whole absorption-line spectrum (the
 model minus the same object's line-free continuum, breaks included in that
-continuum). Its S/N is drawn log-uniformly in ``snr``. The emission classes
+continuum). Its S/N is drawn log-uniformly in ``snr``. A feature centred off the grid,
+or with less than half its S/N left outside the AO notch, does not count (an
+object left with none is drawn again at another redshift). The emission classes
 ``oii``, ``oiii_ha`` and ``ciii`` are defined, as in the MUSE catalogues, by
 their main line: their line ratios are redrawn (within the stated ranges) until
 that line is the strongest feature.
@@ -284,12 +286,7 @@ def _gaussian_line(sigma_kms):
     """A unit-area Gaussian of velocity sigma ``sigma_kms`` (ignores the template's width)."""
     def profile(wave, centre, _sigma=None):
         return gaussian_profile(wave, centre, centre * sigma_kms / C_KMS)
-    return profile
-
-
-def _gaussian_line_angstrom(sigma_aa):
-    def profile(wave, centre, _sigma=None):
-        return gaussian_profile(wave, centre, sigma_aa)
+    profile.sigma_kms = float(sigma_kms)
     return profile
 
 
@@ -318,6 +315,7 @@ def _lya_line(fwhm_kms, asymmetry):
                                                                       / (2 * fwhm)) ** 2)
         out[sel] = shape / np.trapezoid(shape, w)
         return out
+    profile.sigma_kms = fwhm_kms / 2.3548 * (1 + 2 * asymmetry)   # roughly, wing included
     return profile
 
 
@@ -469,7 +467,7 @@ def lae_spectrum(rng, z):
     min_sigma = (0.6 if bump else 1.0) * fwhm / 2.3548
     if info["uv_lines"]:
         min_sigma = min(min_sigma, sigma)
-    return ObjectSpectrum(lines, base, info=info, min_sigma_kms=min_sigma)
+    return ObjectSpectrum(lines, base, info=info, allowed=("Lya",), min_sigma_kms=min_sigma)
 
 
 def _sf_continuum(rng, info):
@@ -921,10 +919,45 @@ def _observed(template, grid, z, rows=None):
     return out
 
 
+def _approximate_snr(lines, z, grid, variance, valid):
+    """A quick estimate (Gaussian lines sampled at the pixel centres) of a feature's S/N."""
+    parts = []
+    for _, centre, flux, profile in lines:
+        observed = centre * (1 + z)
+        j = int(np.searchsorted(grid.vacuum, observed))
+        if not 0 < j < grid.vacuum.size:
+            continue
+        sigma = np.hypot(observed * getattr(profile, "sigma_kms", 100.0) / C_KMS,
+                         grid.fwhm[j] / 2.3548)
+        half = int(5 * sigma / grid.step) + 2
+        lo, hi = max(j - half, 0), min(j + half, grid.vacuum.size)
+        x = grid.vacuum[lo:hi]
+        parts.append((lo, hi, flux * (1 + z) * gaussian_profile(x, observed, sigma)))
+    if not parts:
+        return 0.0
+    lo, hi = min(p[0] for p in parts), max(p[1] for p in parts)
+    model = np.zeros(hi - lo)
+    for a, b, values in parts:
+        model[a - lo:b - lo] += values
+    ok = valid[lo:hi]
+    return float(np.sqrt(np.sum(model[ok] ** 2 / variance[lo:hi][ok])))
+
+
 def _features(obj, z, grid, rest_range, step, variance, valid):
-    """Per feature: its observed model at unit amplitude and its matched-filter S/N."""
+    """Per candidate feature: its observed model at unit amplitude and its matched-filter S/N.
+
+    The candidates: the absorption pattern, and the emission features whose quick
+    Gaussian estimate of the S/N is at least 0.4 of the largest estimate (the
+    others cannot be the strongest); the S/N of a candidate is exact.
+    """
     out = {}
-    for group, lines in obj.groups().items():
+    groups = obj.groups()
+    estimate = {g: _approximate_snr(lines, z, grid, variance, valid)
+                for g, lines in groups.items()}
+    threshold = 0.4 * max(estimate.values(), default=0.0)
+    for group, lines in groups.items():
+        if estimate[group] <= 0 or estimate[group] < threshold:
+            continue
         centres = np.array([ln[1] for ln in lines])
         if obj.info.get("lya_fwhm_kms") and group == "Lya":
             half = centres.max() * obj.info["lya_fwhm_kms"] / C_KMS * 10 + 5
@@ -949,11 +982,19 @@ def _features(obj, z, grid, rest_range, step, variance, valid):
         if np.any(pattern != 0):
             model = _observed(Template(wave * u.AA, pattern), grid, z)
             out["absorption"] = (model, np.nan)
-    snr = {name: np.sqrt(np.sum(model[valid] ** 2 / variance[valid]))
-           for name, (model, _) in out.items()}
-    # a feature lost in the AO notch (or off the grid) is no feature
-    return {name: (model, centre, snr[name]) for name, (model, centre) in out.items()
-            if snr[name] > 0}
+    kept = {}
+    for name, (model, centre) in out.items():
+        snr = np.sqrt(np.sum(model[valid] ** 2 / variance[valid]))
+        # a feature centred off the grid, or mostly lost in the AO notch, is no feature
+        # (its S/N would set an absurd amplitude on the rest of the object)
+        if np.isfinite(centre):
+            observed = centre * (1 + z)
+            margin = grid.fwhm[[0, -1]]
+            if not grid.vacuum[0] + margin[0] < observed < grid.vacuum[-1] - margin[1]:
+                continue
+        if snr > 0 and snr >= 0.5 * np.sqrt(np.sum(model ** 2 / variance)):
+            kept[name] = (model, centre, snr)
+    return kept
 
 
 def make_population(n, *, seed, classes=None, snr=(3.0, 50.0), variance=None, wavelength=None,
@@ -1103,7 +1144,7 @@ def _simulate_one(rng, cls, grid, shapes, snr_range, correlated_noise, sky_fract
                          grid, z)
         row["snr_continuum"] = float(amplitude * np.sqrt(np.sum(cont[valid] ** 2
                                                                 / variance[valid])))
-        row["features"] = ",".join(f"{name}:{amplitude * f[2]:.2f}"
+        row["features"] = ",".join(f"{name}:{amplitude * f[2]:.2f}"   # the candidates
                                    for name, f in sorted(features.items(),
                                                          key=lambda item: -item[1][2]))
         for line in obj.lines:
