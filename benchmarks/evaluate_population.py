@@ -258,6 +258,10 @@ def report(out, elapsed, args, source, options):
               f"{np.nanmedian(noise['snr_result']):.1f}, 95 % "
               f"{np.nanpercentile(noise['snr_result'], 95):.1f}; unflagged with reported "
               f"S/N >= 5: {int(np.sum(unflagged & (noise['snr_result'] >= 5)))}")
+        kept = np.concatenate([np.asarray(bright["right"])[~np.asarray(bright["flagged"])],
+                               np.zeros(int(unflagged.sum()), bool)])
+        print(f"  right among unflagged at S/N >= 5 counting the unflagged empty sky as "
+              f"wrong: {np.mean(kept) if kept.size else np.nan:.3f}")
 
     print("\nTargets at S/N >= 5 in the strongest feature (all classes but noise):")
     s = scores(bright)
