@@ -369,7 +369,9 @@ def main(argv=None):
         if shapes is None and args.variance == "real":
             raise SystemExit(f"no TDOSE tables in {TDOSE}")
         if shapes is None:
-            source = "variance: datasets.muse_variance (no real spectra found)"
+            source = "variance: datasets.muse_variance " + (
+                "(--variance synthetic)" if args.variance == "synthetic"
+                else f"(no real spectra in {TDOSE})")
         else:
             source = f"variance: {len(files)} real MXDF TDOSE fluxerror^2 shapes"
             check = blue_end_check(wave.value, shapes)
