@@ -509,7 +509,7 @@ def nebular_spectrum(rng, z, cls="oii"):
       [ArIII] 7136/H-beta 0.03-0.15; [SIII] 9069/H-beta 0.1-0.6; [OIII] 4363/5007
       0-0.03 (uniform); fixed atomic ratios [OIII] 5007/4959 = 2.98 and [NII]
       6583/6548 = 3.05 (Storey & Zeippen 2000, MNRAS 312, 813).
-    * Line sigma 30-120 km/s (one for all lines).
+    * Line sigma log-uniform 30-120 km/s (one for all lines).
     * Continuum f_lambda ~ (lambda / 4500)^s, s uniform -2.2..-0.5, with a 4000 A
       break of depth 0.05-0.35 (a logistic step 20-60 A wide), stellar Balmer
       absorption of EW 0-4 A (sigma 8-14 A) under H-beta..H8 and CaII H&K of EW 0-3 A;
@@ -581,7 +581,7 @@ def ciii_spectrum(rng, z):
       0.1-0.6 (1666/1661 = 2.5); SiIII] 1883+1892 0.05-0.4 (1883/1892 1.0-1.6);
       MgII 2796,2803 in emission (0.1-1, ratio 1-2) in 50 %, otherwise in absorption
       only (Stark et al. 2014, MNRAS 445, 3200; Feltre et al. 2020; Maseda et al. 2017).
-    * Line sigma 30-120 km/s.
+    * Line sigma log-uniform 30-120 km/s.
     * Continuum f_lambda ~ lambda^beta, beta uniform -2.5..-1.5, with the interstellar
       absorption of :func:`uv_abs_spectrum` (covering fraction 0.4-0.8).
     """
