@@ -283,7 +283,7 @@ def report(out, elapsed, args, source, options):
     wrong = bright[~np.asarray(bright["right"])]
     counts = collections.Counter(zip(wrong["class"], wrong["identification"], wrong["flagged"]))
     keys = sorted({(c, i) for c, i, _ in counts},
-                  key=lambda k: -(counts[k + (True,)] + counts[k + (False,)]))
+                  key=lambda k: (-(counts[k + (True,)] + counts[k + (False,)]), k))
     rows = [[c, i, counts[(c, i, True)], counts[(c, i, False)]] for c, i in keys[:25]]
     if rows:
         table = Table(rows=rows, names=("class", "identification", "flagged", "unflagged"))
