@@ -15,7 +15,8 @@ from astropy.table import Table
 from ..units import convert_medium
 
 __all__ = ["LINES", "CONFUSION_LINES", "LINE_LABELS", "line_table", "line_wavelengths",
-           "resolve_lines", "gaussian_profile", "lya_profile", "build_line_spectrum", "line_label",
+           "resolve_lines", "gaussian_profile", "lya_profile", "RED_TAPER", "build_line_spectrum",
+           "line_label",
            "place_labels", "label_lines"]
 
 #: name -> (vacuum wavelength in Angstrom, kind, relative strength in a
@@ -197,13 +198,21 @@ def gaussian_profile(wavelength, centre, sigma):
     return np.exp(-0.5 * ((wavelength - centre) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
 
 
+#: Width of the taper of the red wing of `lya_profile`, in units of its width parameter.
+RED_TAPER = 8.0
+
+
 def lya_profile(wavelength, centre, sigma, asymmetry=0.25):
     """A unit-area asymmetric Lyman-alpha profile: sharp blue edge, extended red wing.
 
     The skewed Gaussian of Shibuya et al. (2014, ApJ 788, 74),
     ``exp(-x^2 / (2 (a x + d)^2))`` with ``x = lambda - centre`` and
     ``d = sigma``, truncated to zero where ``a x + d <= 0`` (far on the blue side),
-    normalised numerically to unit area.
+    normalised numerically to unit area. Far on the red side the skewed
+    Gaussian does not fall to zero but levels off at ``exp(-1 / (2 a^2))``
+    (0.4 % of the peak for a = 0.3, a shelf that would hold most of the flux
+    of a wide template); the red wing is therefore tapered by
+    ``exp(-x^2 / (2 (RED_TAPER d)^2))``.
 
     Parameters
     ----------
@@ -218,6 +227,8 @@ def lya_profile(wavelength, centre, sigma, asymmetry=0.25):
     scale = asymmetry * x + sigma
     with np.errstate(divide="ignore", invalid="ignore"):
         profile = np.where(scale > 0, np.exp(-0.5 * (x / scale) ** 2), 0.0)
+    taper = np.exp(-0.5 * (np.clip(x, 0.0, None) / (RED_TAPER * sigma)) ** 2)
+    profile = profile * taper
     area = np.trapezoid(profile, wavelength) if wavelength.size > 1 else 0.0
     if not area > 0:
         raise ValueError("the Lyman-alpha profile is not resolved by the sampling")

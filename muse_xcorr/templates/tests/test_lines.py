@@ -72,3 +72,14 @@ def test_label_lines_on_an_axis():
     plt.close(fig)
     expected = [n for n, (w, _, _) in LINES.items() if 4750 < w * 1.3 / 1.00028 < 9350]
     assert labelled == expected
+
+
+def test_lya_profile_has_no_red_shelf():
+    """Far on the red side the tapered profile falls to zero (a = 0.3 left a 0.4 % shelf)."""
+    from muse_xcorr.templates.lines import lya_profile
+
+    wave = np.arange(1100.0, 2500.0, 0.02)
+    profile = lya_profile(wave, 1215.67, 1.0, asymmetry=0.3)
+    assert np.trapezoid(profile[wave > 1300], wave[wave > 1300]) < 1e-6
+    near = np.abs(wave - 1215.67) < 40
+    assert np.trapezoid(profile[near], wave[near]) > 0.999
