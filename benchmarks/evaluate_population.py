@@ -139,6 +139,10 @@ def make_correlator(args):
         options["ambiguity_tolerance"] = args.ambiguity_tolerance
     if args.batch_size is not None:
         options["batch_size"] = args.batch_size
+    if args.n_seeds is not None:
+        options["n_seeds"] = args.n_seeds
+    if args.max_fap is not None:
+        options["max_fap"] = args.max_fap
     return Correlator(**options), options
 
 
@@ -354,6 +358,8 @@ def main(argv=None):
     group.add_argument("--composite-penalty", type=float)
     group.add_argument("--ambiguity-tolerance", type=float)
     group.add_argument("--batch-size", type=int)
+    group.add_argument("--n-seeds", type=int)
+    group.add_argument("--max-fap", type=float)
     parser.add_argument("--out", default="benchmarks/figures/population.ecsv",
                         help="per-object results (ECSV)")
     parser.add_argument("--udf", action="store_true", help="also run on the real UDF excerpt")

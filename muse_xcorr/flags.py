@@ -27,6 +27,7 @@ class Flag(enum.IntFlag):
     AMBIGUOUS = 32
     ZERR_UNRELIABLE = 64
     FEW_PIXELS = 128
+    LOW_SIGNIFICANCE = 256
 
 
 #: What each flag means, in words.
@@ -48,6 +49,9 @@ MEANING = {
     Flag.ZERR_UNRELIABLE: "The error on z_best could not be estimated reliably (singular "
                           "covariance, failed fit, non-concave peak, too few samples).",
     Flag.FEW_PIXELS: "Fewer valid pixels than min_pixels: the spaxel is skipped like NO_DATA.",
+    Flag.LOW_SIGNIFICANCE: "The best candidate is not a detection: its false-alarm probability "
+                           "over the whole redshift grid and every template (fap) is above "
+                           "the correlator's max_fap; noise or a featureless continuum.",
 }
 
 

@@ -21,7 +21,8 @@ __all__ = ["Redshift"]
 
 #: The maps the correlator stores, in the order they are written and tabulated.
 STORED_MAPS = ("z_best", "f_best", "sigma_f_best", "chi2_best", "flags", "template_index",
-               "best_index", "coverage", "n_valid", "norm2", "f_max", "f_min")
+               "significance", "fap", "detection_chi2", "best_index", "coverage", "n_valid",
+               "norm2", "f_max", "f_min")
 #: The maps computed from the stored ones and the candidates.
 DERIVED_MAPS = ("snr", "delta_chi2", "z_second", "f_second", "chi2_second")
 #: Per-candidate arrays, (n_spectra, n_candidates) each (``amplitudes``: one more axis).
@@ -65,6 +66,12 @@ class Redshift:
         Bit flags, see :class:`~muse_xcorr.flags.Flag`.
     ``best_index``
         Grid index of the best sample (-1: none).
+    ``detection_chi2``, ``fap``, ``significance``
+        The best candidate's chi2 improvement over no signal (over its noise
+        inflation), its false-alarm probability over the whole grid and
+        every template, and that as a one-sided Gaussian significance
+        (:mod:`muse_xcorr.correlate.detection`); LOW_SIGNIFICANCE above the
+        correlator's ``max_fap``.
     ``coverage``, ``n_valid``, ``norm2``
         Fraction of the valid pixels the best template covers at z_best;
         valid pixels; ``sum d^2 / v`` over them (the chi2 of no model).

@@ -25,10 +25,12 @@ import numpy as np
 _tf = None
 #: Settings applied when TensorFlow starts (None: TensorFlow's default).
 _SETTINGS = {"intra_op": None, "inter_op": None, "tf32": False}
-#: Compile the peak finding with XLA (fuses its elementwise passes over (n, K, n_z)) for
-#: batches of at least this many spectra; smaller ones run as a plain graph, which traces
-#: in a tenth of the time (a single spectrum is not worth an XLA compilation).
-JIT_MIN_SPECTRA = 256
+#: Compile the peak finding with XLA for batches of at least this many spectra (None:
+#: never). XLA halves the time of the peak finding on the CPU but compiles for seconds
+#: per template and batch shape, more than it saves on a cube of the default set
+#: (measured: 27 s of compilation against 10 s saved for 300 x 300 spaxels); the plain
+#: graph takes any shape and traces once, in ~0.05 s.
+JIT_MIN_SPECTRA = None
 
 
 def tensorflow():
@@ -191,7 +193,7 @@ def entry_seeds(data, weights, pattern_of_row, columns, n_components, n_seeds):
         norm2 = tf.gather(norm2, tf.constant(pattern_of_row, tf.int32))
     n_z = columns.n_columns // n_components
     k = min(int(n_seeds), n_z)
-    if int(numerator.shape[0]) >= JIT_MIN_SPECTRA:  # XLA: static shapes, one compilation each
+    if JIT_MIN_SPECTRA is not None and int(numerator.shape[0]) >= JIT_MIN_SPECTRA:  # XLA
         function = _compiled("seeds", True, n_components, k, n_z, columns.dtype)
     else:  # one graph for every template and batch size (it traces in ~0.05 s)
         function = _compiled("seeds", False, n_components, k, None, columns.dtype)

@@ -17,14 +17,16 @@ import astropy.units as u
 
 from ..flags import Flag
 from ..grid import as_zgrid, default_zgrid
-from ..spectra import as_spectral_data
+from ..spectra import SpectraBatch, as_spectral_data
 from ..templates import Template
 from ..templates.composite import CompositeTemplate, as_components
 from ..templates.continuum import DEFAULT_WINDOW, continuum_subtraction
+from ..templates.lines import CONFUSION_LINES, LINES
 from ..spectra.noise import ResidualCorrelation, as_correlation
 from ..units import velocity_to_dlnz
 from ..backend import _tensorflow as backend
 from .candidates import hypothesis_centres, scaled_delta, select_candidates
+from .detection import NULL_SAMPLES, DetectionCalibration, null_spectra
 from .model import Evaluation, PreparedTemplate, WorkingBatch, evaluate, window_covariance
 from .search import SearchGrid, refine, window_best
 
@@ -137,6 +139,11 @@ class Correlator:
         of the spectra of a cube, or of the data themselves when they are
         few; :meth:`noise_correlation_of`). A number is rho at lag 1, a
         sequence rho at lags 1, 2, ...; None: white noise.
+    max_fap : float
+        LOW_SIGNIFICANCE where the false-alarm probability of the best
+        candidate (over the whole grid and every template, calibrated on
+        noise-only spectra with the data's variance, masks and correlation:
+        :mod:`muse_xcorr.correlate.detection`) is above this. Default 0.01.
     """
 
     def __init__(self, templates=None, z=None, *, weighting="inverse_variance",
@@ -145,7 +152,7 @@ class Correlator:
                  exclusion=1000 * u.km / u.s, composite_penalty=2.0, ambiguity_threshold=9.0,
                  ambiguity_tolerance=0.0, batch_size=1024, dtype="float32",
                  sigma_correction=True, keep_ccf=False, min_pixels=10, min_coverage=0.5,
-                 noise_correlation="auto"):
+                 noise_correlation="auto", max_fap=0.01):
         self.templates = _entries(templates)
         self.z = as_zgrid(default_zgrid() if z is None else z)
         if weighting not in WEIGHTINGS:
@@ -162,6 +169,9 @@ class Correlator:
         exclusion = u.Quantity(exclusion, u.km / u.s)
         if not exclusion.value >= 0:
             raise ValueError(f"exclusion must be a non-negative velocity, got {exclusion}")
+        if not 0 < float(max_fap) <= 1:
+            raise ValueError(f"max_fap must be in (0, 1], got {max_fap!r}")
+        self.max_fap = float(max_fap)
         for name, value in (("min_coverage", min_coverage), ("composite_penalty",
                                                              composite_penalty),
                             ("ambiguity_threshold", ambiguity_threshold),
@@ -193,6 +203,7 @@ class Correlator:
         else:
             self.noise_correlation = as_correlation(noise_correlation)
         self._prepared = {}
+        self._calibrations = {}
 
     def __repr__(self):
         names = ", ".join(self.names)
@@ -453,7 +464,54 @@ class Correlator:
         return Part(part.start, part.stop, out.maps, out.candidates, part.curves, rho=rho,
                     residuals=part.residuals)
 
-    def assemble(self, data, parts):
+    def detection_calibration(self, data, rho=(), *, n=None, seed=0):
+        """The null distribution of the detection statistic for ``data``'s grid and noise.
+
+        The search run on ``n`` noise-only spectra with the variance and
+        valid pixels of spectra of ``data`` and the noise correlation
+        ``rho`` (:mod:`muse_xcorr.correlate.detection`); cached per data grid
+        and noise correlation.
+
+        Returns
+        -------
+        calibration : `~muse_xcorr.correlate.detection.DetectionCalibration` or None
+            None when no spectrum of ``data`` has ``min_pixels`` valid pixels.
+        """
+        data = as_spectral_data(data)
+        prepared = self.prepare(data)
+        grids = self._prepared[(data.spectral_axis.value.tobytes(), data.medium)][1]
+        rho = as_correlation(rho)
+        key = (data.spectral_axis.value.tobytes(), data.medium, tuple(np.round(rho, 3)))
+        if key in self._calibrations:
+            return self._calibrations[key]
+        self._calibrations = {}
+        n = NULL_SAMPLES if n is None else int(n)
+        rng = np.random.default_rng(seed)
+        total = data.n_spectra
+        rows = np.sort(rng.choice(total, min(total, n), replace=False))
+        source = data.spectra_at(rows)
+        keep = source.valid.sum(1) >= self.min_pixels
+        if not keep.any():
+            self._calibrations = {key: None}
+            return None
+        source = SpectraBatch(0, int(keep.sum()), *(getattr(source, name)[keep]
+                                                    for name in ("flux", "variance", "valid",
+                                                                 "bad_variance")))
+        null = null_spectra(source, n, rho, rng)
+        statistic = []
+        for first in range(0, n, self.batch_size):
+            part = SpectraBatch(0, min(n, first + self.batch_size) - first,
+                                *(getattr(null, name)[first:first + self.batch_size]
+                                  for name in ("flux", "variance", "valid", "bad_variance")))
+            work = WorkingBatch(part, self.weighting, self.continuum, data.spectral_axis,
+                                self.min_pixels, rho=rho)
+            candidates, _ = self._candidates(work, prepared, grids)
+            statistic.append(_detection_statistic(work, candidates))
+        calibration = DetectionCalibration(np.concatenate(statistic))
+        self._calibrations = {key: calibration}
+        return calibration
+
+    def assemble(self, data, parts, *, calibration=None):
         """The `~muse_xcorr.Redshift` of ``data`` from parts of :meth:`correlate_rows`.
 
         Parameters
@@ -461,6 +519,8 @@ class Correlator:
         data : `~muse_xcorr.MuseCube` or `~muse_xcorr.MuseSpectrum`
         parts : list of `Part`
             Covering every spectrum exactly once, in any order.
+        calibration : `~muse_xcorr.correlate.detection.DetectionCalibration`, optional
+            Default :meth:`detection_calibration` of ``data``.
 
         Returns
         -------
@@ -496,7 +556,23 @@ class Correlator:
                 "ambiguity_threshold": self.ambiguity_threshold,
                 "ambiguity_tolerance": self.ambiguity_tolerance}
         curves = joined("curves") if parts[0].curves else None
-        return Redshift(joined("maps"), joined("candidates"), z=self.z,
+        maps = joined("maps")
+        if calibration is None:
+            calibration = self.detection_calibration(data, rho)
+        if calibration is None:
+            # no spectrum with enough valid pixels: nothing to calibrate, nothing detected
+            maps["fap"] = np.full(maps["detection_chi2"].shape, np.nan)
+            maps["significance"] = np.full(maps["detection_chi2"].shape, np.nan)
+        else:
+            maps["fap"] = calibration.fap(maps["detection_chi2"])
+            maps["significance"] = calibration.significance(maps["detection_chi2"])
+            meta.update(detection_n_eff=float(calibration.n_eff),
+                        detection_dof=int(calibration.dof))
+        weak = (maps["template_index"] >= 0) & ~(maps["fap"] <= self.max_fap)
+        maps["flags"] = np.where(weak, maps["flags"] | int(Flag.LOW_SIGNIFICANCE),
+                                 maps["flags"]).astype(maps["flags"].dtype)
+        meta.update(max_fap=self.max_fap)
+        return Redshift(maps, joined("candidates"), z=self.z,
                         spatial_shape=data.spatial_shape, correlator=self, data=data, meta=meta,
                         curves=curves, noise_correlation=rho)
 
@@ -654,21 +730,34 @@ class Correlator:
             rows = template == t
             main[rows] = prepared[t].main_line_wavelength(best["amplitudes"][rows, 0],
                                                           best["z"][rows, 0])
-        centres, _ = hypothesis_centres(main, best["z"][:, 0], self.z)
+        centres, names = hypothesis_centres(main, best["z"][:, 0], self.z)
         # +-2e-3 (1 + z) around each hypothesis, in grid steps
         step = np.median(np.diff(np.log1p(self.z)))
         half = max(int(np.ceil(np.log1p(2e-3) / step)), 1)
         parts = []
         for t, p in enumerate(prepared):
-            if p is None or not np.any(centres >= 0):
+            if p is None:
                 continue
-            index, _ = window_best(tensors, p, centres, half, self.dtype)
+            # a hypothesis "the main line is L" is searched with the templates that have L
+            relevant = np.array([p.has_emission_line([LINES[m][0] for m in CONFUSION_LINES[name]])
+                                 for name in names])
+            mine = np.where(relevant[None, :], centres, -1)
+            if not np.any(mine >= 0):
+                continue
+            index, _ = window_best(tensors, p, mine, half, self.dtype)
             index = np.where(work.skipped[:, None], -1, index)
             found = refine(work, p, index, correction=self.sigma_correction)
             found["template"] = np.full(index.shape, t)
             parts.append(found)
         return _merge(parts, self.max_components) if parts else _empty_pool(
             n, self.max_components)
+
+
+def _detection_statistic(work, candidates):
+    """The best candidate's chi2 improvement over no signal, over its noise inflation."""
+    kappa = np.nan_to_num(candidates["kappa"][:, 0], nan=1.0)
+    statistic = (work.norm2_w - candidates["score"][:, 0]) / np.maximum(kappa, 1e-12)
+    return np.where(candidates["template"][:, 0] >= 0, np.clip(statistic, 0.0, None), np.nan)
 
 
 def _best_residuals(work, prepared, candidates):
@@ -829,7 +918,8 @@ class _Outputs:
                 "z_best": z_best, "f_best": candidates["f"][:, 0], "sigma_f_best": sigma,
                 "chi2_best": candidates["chi2"][:, 0], "norm2": work.norm2_w,
                 "coverage": np.where(has, coverage, np.nan), "n_valid": work.n_valid,
-                "f_max": highest, "f_min": lowest, "flags": flags}
+                "f_max": highest, "f_min": lowest, "flags": flags,
+                "detection_chi2": _detection_statistic(work, candidates)}
         for name, value in maps.items():
             self._put(self.maps, name, rows, value)
         for name, value in candidates.items():

@@ -283,6 +283,29 @@ class PreparedTemplate:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(n_valid > 0, inside / np.maximum(n_valid, 1), 0.0)
 
+    def has_emission_line(self, wavelengths, tolerance=1.0):
+        """Whether a component lists an emission line at any of ``wavelengths``.
+
+        Parameters
+        ----------
+        wavelengths : sequence of float
+            Rest vacuum wavelengths, Angstrom.
+        tolerance : float
+            Angstrom.
+        """
+        components, _, _ = as_components(self.template)
+        wavelengths = np.asarray(wavelengths, dtype=float)
+        for component in components:
+            lines = component.meta.get("line_wavelengths")
+            if not lines:
+                continue
+            strengths = component.meta.get("line_strengths")
+            strengths = np.ones(len(lines)) if strengths is None else np.asarray(strengths)
+            emission = np.asarray(lines, dtype=float)[strengths > 0]
+            if np.any(np.abs(emission[:, None] - wavelengths[None, :]) <= tolerance):
+                return True
+        return False
+
     def main_line_wavelength(self, amplitudes, z):
         """Vacuum observed wavelength of the strongest line of the fitted model.
 
