@@ -364,7 +364,6 @@ def _jobs(args, parser):
 
 def _check_jobs(jobs, args, template_files, correlator):
     """Every check that can fail, before any work (see the module docstring)."""
-    from .errors import METHODS  # noqa: F401
     from .correlate.correlator import Part
     from .io.checkpoint import Checkpoint
     from .io.files import check_output, probe_directory, same_file, table_format
@@ -377,6 +376,13 @@ def _check_jobs(jobs, args, template_files, correlator):
         parent = args.output_dir if os.path.isdir(args.output_dir) else \
             os.path.dirname(os.path.abspath(args.output_dir))
         probe_directory(parent)
+    resampling = {"montecarlo", "bootstrap"} & set(args.error_method or [])
+    if args.n_samples is not None and resampling:
+        from .errors._resample import MIN_SAMPLES  # the estimators' own minimum
+
+        if args.n_samples < MIN_SAMPLES:
+            raise ValueError(f"--n-samples must be at least {MIN_SAMPLES} for "
+                             f"{', '.join(sorted(resampling))}, got {args.n_samples}")
     if "chi2" in (args.error_method or []) and correlator.weighting != "inverse_variance":
         raise ValueError("--error-method chi2 needs --weighting inverse_variance (a uniformly "
                          "weighted fit has no likelihood)")
