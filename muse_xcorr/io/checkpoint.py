@@ -44,7 +44,19 @@ class CheckpointMismatch(ValueError):
 
 
 def save_part(part, path):
-    """Write a `~muse_xcorr.correlate.Part` to ``path`` (``.npz``), atomically."""
+    """Write a `~muse_xcorr.correlate.Part` to ``path`` (``.npz``), atomically.
+
+    A part that serialises itself (a ``to_arrays()`` method giving a dict of
+    arrays) is stored as it says; otherwise its ``start``, ``stop`` and the
+    arrays of its ``maps``, ``candidates`` and ``curves``.
+    """
+    if hasattr(part, "to_arrays"):
+        arrays = {f"own.{name}": np.asarray(value) for name, value in part.to_arrays().items()}
+        arrays.update(start=np.int64(part.start), stop=np.int64(part.stop))
+        with atomic_write(path, overwrite=True) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+        return
     arrays = {"start": np.int64(part.start), "stop": np.int64(part.stop)}
     for store in _STORES:
         for name, value in (getattr(part, store) or {}).items():
@@ -79,6 +91,11 @@ def load_part(path, part_type=None):
     try:
         with np.load(path, allow_pickle=False) as archive:
             start, stop = int(archive["start"]), int(archive["stop"])
+            own = {key[4:]: archive[key] for key in archive.files if key.startswith("own.")}
+            if own:
+                if not hasattr(part_type, "from_arrays"):
+                    raise ValueError("it was written by a Part that serialises itself")
+                return part_type.from_arrays(own)
             for key in archive.files:
                 if "." in key:
                     store, name = key.split(".", 1)
@@ -202,6 +219,8 @@ class Checkpoint:
         """
         if not self.exists():
             return
+        self._acquire()  # another run holds it: refuse now, before any work
+        self.release()
         if not resume:
             if overwrite:
                 return
@@ -223,11 +242,11 @@ class Checkpoint:
         parts : list of `~muse_xcorr.correlate.Part`
         """
         self.check(resume=resume, overwrite=overwrite)
-        if self.exists() and not resume:
-            shutil.rmtree(self.directory)
-        fresh = not self.exists()
+        fresh = not self.exists() or not resume
         os.makedirs(self.directory, exist_ok=True)
-        self._acquire()
+        self._acquire()  # before anything is removed: never another run's parts
+        if fresh:
+            self._clear()
         if fresh or not os.path.exists(self.manifest_path):
             with atomic_write(self.manifest_path, overwrite=True) as tmp:
                 with open(tmp, "w") as handle:
@@ -255,6 +274,16 @@ class Checkpoint:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+    def _clear(self):
+        """Remove everything but the lock (held by this run)."""
+        for name in os.listdir(self.directory):
+            if name != "lock":
+                path = os.path.join(self.directory, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
 
     def _remove_temporaries(self):
         for name in os.listdir(self.directory):
@@ -287,7 +316,13 @@ class Checkpoint:
         return parts
 
     def remove(self):
-        """Delete the directory (after the outputs are written)."""
+        """Delete the directory (after the outputs are written), the lock last."""
+        if self._lock is None:
+            self._acquire()
+        self._clear()
+        lock = os.path.join(self.directory, "lock")
+        if os.path.exists(lock):
+            os.remove(lock)
         self.release()
         shutil.rmtree(self.directory, ignore_errors=True)
 

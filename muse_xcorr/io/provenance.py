@@ -101,7 +101,18 @@ def correlator_options(correlator):
         "min_pixels": int(correlator.min_pixels),
         "min_coverage": float(correlator.min_coverage),
         "batch_size": int(correlator.batch_size),
+        **_later_options(correlator),
     }
+
+
+def _later_options(correlator):
+    """Options of newer correlators, when they have them (the noise correlation)."""
+    out = {}
+    rho = getattr(correlator, "noise_correlation", None)
+    if rho is not None:
+        out["noise_correlation"] = rho if isinstance(rho, str) else \
+            ",".join(f"{float(r):.6g}" for r in np.atleast_1d(rho)) or "none"
+    return out
 
 
 def grid_summary(z):

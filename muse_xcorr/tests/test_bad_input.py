@@ -254,6 +254,16 @@ def test_a_template_file_with_nan_on_the_command_line(tmp_path, capsys, small):
     assert "non-finite" in error_line(capsys)
 
 
+@pytest.mark.xfail(strict=True, raises=ValueError,
+                   reason="a template of the set with no feature left after continuum "
+                          "subtraction over the grid's rest range aborts the whole run "
+                          "(e.g. muse-xcorr CUBE --zmax 1.5 with the default set); reported")
+def test_the_default_set_on_a_restricted_grid():
+    cube, _ = datasets.make_cube((1, 2), z=0.35, snr=30, seed=5, wavelength=WAVE)
+    result = Correlator(None, Z).correlate(cube, progress=False)
+    assert np.all(np.abs(result.z_best - 0.35) < 2e-3)
+
+
 @pytest.mark.parametrize("z, match", [([], "at least 3"), ([0.1, 0.2], "at least 3"),
                                       ([0.3, 0.2, 0.1], "strictly increasing"),
                                       ([0.1, 0.1, 0.2], "strictly increasing"),

@@ -337,6 +337,21 @@ def test_a_table_writer_that_fails_midway_leaves_no_file_and_resumes(files, tmp_
     assert table.exists() and not (tmp_path / "maps.fits.parts").exists()
 
 
+def test_two_runs_on_one_checkpoint(files, tmp_path, capsys):
+    from muse_xcorr.io.checkpoint import Checkpoint
+
+    out = tmp_path / "maps.fits"
+    holder = Checkpoint.for_output(out, {"input": "a run in progress"})
+    holder.open(resume=False, overwrite=False)         # holds the lock, as a running run does
+    try:
+        for options in (["--overwrite"], ["--resume"]):
+            assert run(files, *CHUNKED, "-o", str(out), *options) == 1
+            assert "another muse-xcorr run is using" in one_error_line(capsys)
+        assert (tmp_path / "maps.fits.parts" / "manifest.json").exists()   # left alone
+    finally:
+        holder.release()
+
+
 CHILD = textwrap.dedent("""
     import os, sys, time
     import muse_xcorr.correlate.correlator as core
