@@ -19,6 +19,10 @@ __all__ = ["file_checksum", "fingerprint", "write_table", "table_format", "same_
            "check_output", "probe_directory", "remove_stale_temporaries"]
 
 _BLOCK = 1 << 23  # 8 MiB
+#: Table formats by file suffix, when astropy's identifiers cannot be asked.
+_SUFFIXES = ((".ecsv", "ascii.ecsv"), (".fits", "fits"), (".fits.gz", "fits"),
+             (".fit", "fits"), (".csv", "ascii.csv"), (".hdf5", "hdf5"), (".h5", "hdf5"),
+             (".vot", "votable"), (".xml", "votable"), (".parquet", "parquet"))
 
 
 def file_checksum(path, algorithm="sha256"):
@@ -73,9 +77,13 @@ def table_format(path, format=None):
 
     if format is not None:
         return format
-    found = registry.identify_format("write", Table, os.fspath(path), None, [], {})
+    path = os.fspath(path)
+    try:  # the arguments Table.write gives the identifiers: some read args[2]
+        found = registry.identify_format("write", Table, path, None, [path], {})
+    except Exception:  # a third-party identifier that fails: go by the suffix
+        found = [f for suffix, f in _SUFFIXES if path.lower().endswith(suffix)][:1]
     if len(found) != 1:
-        raise ValueError(f"cannot tell the table format from the name {os.fspath(path)!r}"
+        raise ValueError(f"cannot tell the table format from the name {path!r}"
                          f"{' (' + ', '.join(found) + ')' if found else ''}: end it in .ecsv, "
                          ".fits, .csv or .hdf5, or give the format")
     return found[0]

@@ -161,6 +161,19 @@ def test_several_cubes_region_and_tables_beside_each(files, tmp_path, capsys):
         assert fits.getheader(tmp_path / "maps" / name)["MXREGION"] == "1:3,0:2"
 
 
+def test_table_formats_also_with_third_party_identifiers():
+    """spectral-cube registers CASA identifiers that index the arguments Table.write gives."""
+    from muse_xcorr.io.files import table_format
+
+    pytest.importorskip("spectral_cube")
+    import spectral_cube  # noqa: F401
+    for name, expected in (("t.ecsv", "ascii.ecsv"), ("t.fits", "fits"), ("t.csv", "ascii.csv"),
+                           ("t.fits.gz", "fits")):
+        assert table_format(name) == expected
+    with pytest.raises(ValueError, match="cannot tell the table format"):
+        table_format("t.txt")
+
+
 # -- checks before any work -----------------------------------------------------------------
 @pytest.fixture
 def no_work(monkeypatch):
