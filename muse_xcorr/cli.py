@@ -91,7 +91,8 @@ def _parser():
     group.add_argument("--dlnz", type=float,
                        help=f"grid step in ln(1+z) (default {DEFAULT_GRID['dlnz']:g}, 30 km/s)")
     group = parser.add_argument_group("correlation (defaults: those of Correlator())")
-    group.add_argument("--weighting", choices=("uniform", "inverse_variance"))
+    group.add_argument("--weighting", choices=("uniform", "inverse_variance"),
+                       help="default inverse_variance")
     group.add_argument("--continuum", choices=("median", "none"),
                        help="continuum subtraction (default median)")
     group.add_argument("--exclusion", type=float, metavar="KMS",
@@ -127,7 +128,7 @@ def _parser():
                             "inputs already done are skipped")
     group.add_argument("--chunk-spectra", type=int, metavar="N",
                        help="spectra per checkpointed part and per Dask task "
-                            "(default 4 x batch size)")
+                            "(default: up to 4 batches)")
     group.add_argument("--scheduler", metavar="ADDRESS",
                        help="run the chunks on this Dask scheduler (tcp://host:8786)")
     group = parser.add_argument_group("messages")
@@ -516,6 +517,7 @@ def _run_job(job, args, correlator, client, template_files, command, show_bar):
             _LOG.info("%s: resuming, %d of %d spectra done in %d parts", job.label,
                       sum(p.stop - p.start for p in parts), data.n_spectra, len(parts))
     save = job.checkpoint.save if job.checkpoint is not None else (lambda part: None)
+    args.current_checkpoint = None if job.checkpoint is None else job.checkpoint.directory
     try:
         if client is not None:
             source = CubeSource.of(data)
@@ -630,13 +632,13 @@ def main(argv=None):
     with _messages(args), _signals_raise():
         try:
             return _main(args, parser, command)
-        except Interrupted as stop:
-            _LOG.error("interrupted by %s; what was computed is kept in the checkpoint "
-                       "(OUTPUT.parts/): run again with --resume to continue", stop.name)
-            return 128 + stop.signum
-        except KeyboardInterrupt:
-            _LOG.error("interrupted; run again with --resume to continue")
-            return 130
+        except (Interrupted, KeyboardInterrupt) as stop:
+            signum = getattr(stop, "signum", signal.SIGINT)
+            kept = getattr(args, "current_checkpoint", None)
+            _LOG.error("interrupted by %s; %s", signal.Signals(signum).name,
+                       f"what was computed is kept in {kept}: run again with --resume to "
+                       "continue" if kept else "nothing was checkpointed")
+            return 128 + signum
         except Exception as err:
             if args.debug:
                 raise
