@@ -427,20 +427,28 @@ class Redshift:
                                       for t in table["template"]]
         return table
 
-    def write(self, path, *, overwrite=False):
+    def write(self, path, *, overwrite=False, provenance=None):
         """Write the maps and candidates to a FITS file, written atomically.
 
-        One image extension per map (with the celestial WCS), a
-        ``CANDIDATES`` table (one row per spaxel and rank,
+        One image extension per map (with the celestial WCS, ``BUNIT`` and a
+        description), a ``CANDIDATES`` table (one row per spaxel and rank,
         :meth:`candidate_table`), the redshift grid in ``ZGRID``, and the
         curves kept with ``keep_ccf=True`` in ``CCF_F`` and ``CCF_SIGMA``
-        cubes (z first).
+        cubes (z first). The primary header records where the result comes
+        from (:func:`muse_xcorr.io.provenance.provenance_header`: version,
+        date, input file with its ``OBJECT`` and ``EXPTIME``, templates, the
+        grid as ``ZMIN``/``ZMAX``/``DLNZ``/``NZ``, every correlator option);
+        the ``FLAGS`` extension the meaning of each bit.
 
         Parameters
         ----------
         path : str or path-like
         overwrite : bool
+        provenance : dict, optional
+            More provenance (the command line, the input's checksum...), see
+            :func:`~muse_xcorr.io.provenance.provenance_header`.
         """
+        from .io.provenance import describe_map, flag_legend, provenance_header
         from .version import __version__
 
         primary = fits.PrimaryHDU()
@@ -453,6 +461,7 @@ class Redshift:
                 primary.header[f"HIERARCH MX {key.upper()}"] = value
         for method in self._z_errors:
             primary.header[f"HIERARCH MX ZERR {method.upper()}"] = True
+        primary.header.update(provenance_header(self, provenance))
         hdus = [primary]
         header = self.wcs.to_header() if self.wcs is not None else fits.Header()
         for name in self.map_names:
@@ -460,17 +469,41 @@ class Redshift:
             if image.dtype == bool:
                 image = image.astype(np.uint8)
             hdus.append(fits.ImageHDU(image, header=header, name=name.upper()))
+            describe_map(hdus[-1].header, name)
+            if name == "flags":
+                flag_legend(hdus[-1].header)
         for method, entry in self._z_errors.items():
             image = entry["unreliable"].astype(np.uint8).reshape(self.spatial_shape or (1,))
             hdus.append(fits.ImageHDU(image, header=header, name=f"ZUNREL_{method.upper()}"))
+            describe_map(hdus[-1].header, f"zunrel_{method}")
         hdus.append(fits.BinTableHDU(self.candidate_table(), name="CANDIDATES"))
         for name in _CURVES:
             if name in self._curves:
                 cube = np.moveaxis(self._curves[name].reshape(self.spatial_shape + (-1,)), -1, 0)
                 hdus.append(fits.ImageHDU(cube.astype(np.float32), name=name.upper()))
+                describe_map(hdus[-1].header, name)
         hdus.append(fits.BinTableHDU(Table({"z": np.asarray(self.z)}), name="ZGRID"))
         with atomic_write(path, overwrite=overwrite) as tmp:
             fits.HDUList(hdus).writeto(tmp)
+
+    def write_table(self, path, *, overwrite=False, format=None):
+        """Write :meth:`to_table` (one row per spaxel) atomically, in the format of its name.
+
+        Like :meth:`write`, a failure (a full disk, a signal turned into an
+        exception) leaves neither a partial file nor a temporary one
+        (:func:`muse_xcorr.io.files.write_table`).
+
+        Parameters
+        ----------
+        path : str or path-like
+            ``.ecsv``, ``.fits``, ``.csv``, ``.hdf5``... (or give ``format``).
+        overwrite : bool
+        format : str, optional
+            An astropy table format.
+        """
+        from .io.files import write_table
+
+        write_table(self.to_table(), path, overwrite=overwrite, format=format)
 
     @classmethod
     def read(cls, path):

@@ -22,7 +22,8 @@ from .fitsfile import SizeGuard, is_memory_mapped, open_fits, read_hdu_data, req
 from .medium import decide_medium, media_from_mapping
 from .wcs import spectral_axis_from_header
 
-__all__ = ["read_muse_fits", "write_muse_fits", "parse_fits_unit", "atomic_write"]
+__all__ = ["read_muse_fits", "write_muse_fits", "parse_fits_unit", "atomic_write",
+           "temporary_name"]
 
 _SQUARED = re.compile(r"^\((?P<inner>.+)\)\s*\*\*\s*2$")
 
@@ -239,12 +240,47 @@ def _read_muse(hdul, copy, path, ndim, medium, memmap, ext, stat_ext, dq_ext):
             "medium": medium, "wcs": axis.celestial, "meta": meta, "guard": guard}
 
 
+#: Suffixes kept at the end of a temporary file name: astropy compresses by the name.
+_COMPRESSION_SUFFIXES = (".gz", ".bz2")
+
+
+def temporary_name(path):
+    """A fresh hidden temporary name beside ``path``: ``.NAME.<12 hex>.tmp[.gz|.bz2]``.
+
+    The compression suffix of ``path`` is kept so that writers that compress by
+    the file name (astropy) write the same bytes as to ``path`` itself.
+    """
+    path = os.fspath(path)
+    directory, base = os.path.split(os.path.abspath(path))
+    suffix = next((s for s in _COMPRESSION_SUFFIXES if base.lower().endswith(s)), "")
+    return os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp{suffix}")
+
+
+def _fsync(path):
+    """Flush a file (or directory) to the disk; silently a no-op where it is not supported."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. a directory on some file systems
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_write(path, *, overwrite=False):
     """Write a file atomically: yield a temporary name beside ``path``, then rename.
 
     A reader never sees a half-written file; ``path`` is untouched, and no
-    temporary file is left, if the writing fails. The file gets the
+    temporary file is left, if the writing fails (an exception, a full disk,
+    or a signal that a handler turns into an exception, as the command line
+    does for SIGTERM). The temporary file is flushed to the disk before the
+    rename, so that a crash right after it cannot leave a truncated file
+    either. A process killed by SIGKILL can leave only the hidden temporary
+    file (``.NAME.<hex>.tmp``), never a partial ``path``. The file gets the
     permissions a new file gets under the process umask (the temporary file
     is created with mode ``0o666`` and the umask applied, not ``0o600``).
     Without ``overwrite``, an existing ``path`` is never replaced, even one
@@ -260,14 +296,14 @@ def atomic_write(path, *, overwrite=False):
     Yields
     ------
     tmp : str
-        An empty file in the directory of ``path``, for the writer to fill.
+        An empty file in the directory of ``path``, for the writer to fill
+        (with the same compression suffix, ``.gz`` or ``.bz2``, as ``path``).
     """
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    directory = os.path.dirname(os.path.abspath(path))
     while True:
-        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+        tmp = temporary_name(path)
         try:  # the mode is filtered by the umask, as for any new file
             handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             break
@@ -276,10 +312,12 @@ def atomic_write(path, *, overwrite=False):
     os.close(handle)
     try:
         yield tmp
+        _fsync(tmp)
         if overwrite:
             os.replace(tmp, path)
         else:
             _rename_no_replace(tmp, path)
+        _fsync(os.path.dirname(os.path.abspath(path)))
     finally:
         if os.path.lexists(tmp):
             os.remove(tmp)

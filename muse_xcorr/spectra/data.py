@@ -4,8 +4,9 @@
 MUSE cube) hold the spectral axis, flux, uncertainty, mask (True = bad), the
 wavelength medium and, for a cube, the celestial WCS. They convert to and from
 specutils `~specutils.Spectrum` objects and read MUSE FITS files. The arrays are
-kept as given (a memory-mapped FITS cube stays on disk): the correlator pulls
-spectra out a batch at a time with :meth:`MuseCube.spectra`.
+kept as given (a memory-mapped FITS cube stays on disk, a cube read with
+``chunks=`` is backed by dask arrays): the correlator pulls spectra out a batch
+at a time with :meth:`MuseCube.spectra`, which reads only the batch's spaxels.
 """
 import warnings
 
@@ -16,9 +17,64 @@ from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertain
 from ..units import as_angstrom, check_medium, medium_from_ctype, resolve_medium
 from ..io.spectrum1d import zero_run_mask
 
-__all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch", "as_spectral_data", "VARIANCE_FLOOR"]
+__all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch", "DaskQuantity", "as_spectral_data",
+           "VARIANCE_FLOOR"]
 
 _UNCERTAINTY_TYPES = (VarianceUncertainty, StdDevUncertainty, InverseVariance)
+
+
+def _is_dask(array):
+    """True for a dask array (without importing dask)."""
+    return type(array).__module__.startswith("dask.") and hasattr(array, "compute")
+
+
+def _materialise(array):
+    """A NumPy array of ``array``: a dask array is computed in this thread.
+
+    The synchronous scheduler, always: inside a Dask worker or next to a
+    ``distributed.Client``, the default scheduler would send the pieces of a
+    memory-mapped file through the cluster.
+    """
+    if _is_dask(array):
+        return np.asarray(array.compute(scheduler="synchronous"))
+    return np.asarray(array)
+
+
+class DaskQuantity:
+    """A dask array with a unit: the flux of a cube read with ``MuseCube.read(chunks=...)``.
+
+    `~astropy.units.Quantity` cannot hold a dask array (it would read the
+    whole cube), so a dask-backed cube keeps its flux as this thin pair.
+    Slicing keeps it lazy; `compute` (or ``np.asarray``) reads it.
+
+    Attributes
+    ----------
+    value : `dask.array.Array`
+    unit : `~astropy.units.UnitBase`
+    """
+
+    def __init__(self, value, unit):
+        self.value = value
+        self.unit = u.Unit(unit)
+
+    shape = property(lambda self: self.value.shape)
+    ndim = property(lambda self: self.value.ndim)
+    dtype = property(lambda self: self.value.dtype)
+    size = property(lambda self: self.value.size)
+
+    def __getitem__(self, item):
+        return DaskQuantity(self.value[item], self.unit)
+
+    def compute(self):
+        """The values read into a `~astropy.units.Quantity`."""
+        return u.Quantity(_materialise(self.value), self.unit, copy=False)
+
+    def __array__(self, dtype=None, copy=None):
+        array = _materialise(self.value)
+        return array if dtype is None else array.astype(dtype)
+
+    def __repr__(self):
+        return f"<DaskQuantity {self.value!r} {self.unit}>"
 
 
 class SpectraBatch:
@@ -176,7 +232,7 @@ class _SpectralData:
     def __init__(self, spectral_axis, flux, uncertainty=None, mask=None, *, medium,
                  spectral_axis_index=-1, wcs=None, meta=None):
         wave = _as_wavelength(spectral_axis)
-        if not isinstance(flux, u.Quantity):
+        if not isinstance(flux, (u.Quantity, DaskQuantity)):
             raise TypeError("flux must be an astropy Quantity (use u.dimensionless_unscaled "
                             "for unitless data)")
         if not (self._min_ndim <= flux.ndim <= self._max_ndim):
@@ -200,7 +256,7 @@ class _SpectralData:
                                  f"match the flux shape {flux.shape}")
             self._variance_scale = _variance_scale(uncertainty, flux.unit)
         if mask is not None:
-            mask = np.asarray(mask)
+            mask = mask if _is_dask(mask) else np.asarray(mask)
             if mask.shape != flux.shape:
                 raise ValueError(f"mask shape {mask.shape} does not match the flux shape "
                                  f"{flux.shape}")
@@ -266,10 +322,10 @@ class _SpectralData:
         moved = np.moveaxis(array, self.spectral_axis_index, -1)
         spatial = moved.shape[:-1]
         if len(spatial) <= 1:
-            return np.asarray(moved[start:stop] if spatial else moved[None, :])
+            return _materialise(moved[start:stop] if spatial else moved[None, :])
         row = int(np.prod(spatial[1:], dtype=int))
         first, last = start // row, (stop - 1) // row + 1
-        slab = np.asarray(moved[first:last]).reshape(-1, moved.shape[-1])
+        slab = _materialise(moved[first:last]).reshape(-1, moved.shape[-1])
         return slab[start - first * row:stop - first * row]
 
     def spectra(self, start=0, stop=None):
@@ -335,7 +391,8 @@ class _SpectralData:
         """This data as a specutils `~specutils.Spectrum`.
 
         The flux, uncertainty (same type as given) and mask are shared, not
-        copied; the medium goes into ``meta['medium']`` and a cube's celestial
+        copied (a dask-backed cube is read into memory: specutils needs
+        arrays); the medium goes into ``meta['medium']`` and a cube's celestial
         WCS into ``meta['celestial_wcs']``.
         """
         from specutils import Spectrum
@@ -343,9 +400,17 @@ class _SpectralData:
         meta = dict(self.meta, medium=self.medium)
         if self.wcs is not None:
             meta["celestial_wcs"] = self.wcs
-        return Spectrum(flux=self.flux, spectral_axis=self.spectral_axis,
+        flux, uncertainty, mask = self.flux, self.uncertainty, self.mask
+        if isinstance(flux, DaskQuantity):  # specutils needs arrays: read them
+            flux = flux.compute()
+        if uncertainty is not None and _is_dask(uncertainty.array):
+            uncertainty = type(uncertainty)(_materialise(uncertainty.array),
+                                            unit=uncertainty.unit)
+        if mask is not None and _is_dask(mask):
+            mask = _materialise(mask)
+        return Spectrum(flux=flux, spectral_axis=self.spectral_axis,
                         spectral_axis_index=self.spectral_axis_index,
-                        uncertainty=self.uncertainty, mask=self.mask, meta=meta)
+                        uncertainty=uncertainty, mask=mask, meta=meta)
 
     @classmethod
     def from_spectrum(cls, spectrum, medium=None):
@@ -561,7 +626,7 @@ class MuseCube(_SpectralData):
                          spectral_axis_index=spectral_axis_index, wcs=wcs, meta=meta)
 
     @classmethod
-    def read(cls, path, *, medium=None, memmap=True, ext="DATA", stat_ext="STAT"):
+    def read(cls, path, *, medium=None, memmap=True, ext="DATA", stat_ext="STAT", chunks=None):
         """Read a MUSE FITS cube: DATA, STAT (variance) and, if present, DQ extensions.
 
         NaN pixels are masked; the medium comes from CTYPE3 (``AWAV`` air,
@@ -582,19 +647,100 @@ class MuseCube(_SpectralData):
         memmap : bool
         ext, stat_ext : str
             The DATA and STAT (variance) extension names.
+        chunks : int, tuple, dict or "auto", optional
+            Back the flux, variance and mask by `dask.array` arrays with
+            these chunks (:func:`dask.array.from_array`; numpy axis order
+            (wavelength, y, x), e.g. ``(-1, 32, 32)``: whole spectra in
+            spatial tiles). The arrays stay memory-mapped and are read lazily:
+            ``cube.flux`` is a `DaskQuantity` (``cube.flux.value`` the dask
+            array, for dask reductions), and :meth:`spectra` reads only the
+            rows of spaxels a batch needs, with dask's synchronous scheduler.
+            Default None: plain (memory-mapped) NumPy arrays.
 
         Returns
         -------
         cube : `MuseCube`
+            ``meta`` holds ``filename``, ``header``, ``primary_header`` and
+            ``read_options`` (what a Dask worker needs to open it again).
         """
         from ..io.muse import read_muse_fits
 
         parts = read_muse_fits(path, ndim=3, medium=medium, memmap=memmap, ext=ext,
                                stat_ext=stat_ext)
-        cube = cls(parts.pop("spectral_axis"), parts.pop("flux"), parts.pop("uncertainty"),
-                   parts.pop("mask"), medium=parts.pop("medium"), spectral_axis_index=0,
-                   wcs=parts.pop("wcs"), meta=parts.pop("meta"))
+        flux, uncertainty, mask = parts.pop("flux"), parts.pop("uncertainty"), parts.pop("mask")
+        if chunks is not None:
+            flux, uncertainty, mask = _as_dask(path, chunks, flux, uncertainty, mask)
+        meta = parts.pop("meta")
+        meta["read_options"] = {"medium": parts["medium"], "memmap": bool(memmap), "ext": ext,
+                                "stat_ext": stat_ext}
+        cube = cls(parts.pop("spectral_axis"), flux, uncertainty, mask,
+                   medium=parts.pop("medium"), spectral_axis_index=0, wcs=parts.pop("wcs"),
+                   meta=meta)
         cube._read_guard = parts.pop("guard")
+        return cube
+
+    def cutout(self, y=slice(None), x=slice(None)):
+        """The sub-cube of the spaxels ``y, x``: a pixel box that shares the data (no copy).
+
+        Parameters
+        ----------
+        y, x : slice or (start, stop)
+            0-based pixel ranges along the first and second spatial axes of
+            the arrays (numpy order: rows, then columns), stop exclusive, as
+            ``cube.flux[:, y0:y1, x0:x1]`` for a cube read from FITS.
+            ``None`` bounds mean the edges; negative bounds and steps are not
+            allowed.
+
+        Returns
+        -------
+        cube : `MuseCube`
+            With the celestial WCS of the box (its ``CRPIX`` shifted), the
+            same memory map or dask arrays, and ``meta['region']``, the box
+            in the original cube as ``"Y0:Y1,X0:X1"``.
+
+        Raises
+        ------
+        ValueError
+            For an empty box, a box outside the cube, or a cube with fewer
+            than two spatial axes.
+        """
+        if len(self.spatial_shape) != 2:
+            raise ValueError(f"a cutout needs two spatial axes; this cube has shape "
+                             f"{self.spatial_shape}")
+        boxes = []
+        for name, value, size in (("y", y, self.spatial_shape[0]),
+                                  ("x", x, self.spatial_shape[1])):
+            if not isinstance(value, slice):
+                value = slice(*value)
+            if value.step not in (None, 1):
+                raise ValueError(f"the {name} range of a cutout cannot have a step "
+                                 f"({value.step})")
+            start = 0 if value.start is None else int(value.start)
+            stop = size if value.stop is None else int(value.stop)
+            if start < 0 or stop > size or start >= stop:
+                raise ValueError(f"the {name} range {start}:{stop} of the cutout is empty or "
+                                 f"outside the cube's 0:{size}")
+            boxes.append(slice(start, stop))
+        index = [slice(None)] * self.flux.ndim
+        spatial_axes = [a for a in range(self.flux.ndim) if a != self.spectral_axis_index]
+        for axis, box in zip(spatial_axes, boxes):
+            index[axis] = box
+        index = tuple(index)
+        uncertainty = None
+        if self.uncertainty is not None:
+            uncertainty = type(self.uncertainty)(self.uncertainty.array[index],
+                                                 unit=self.uncertainty.unit, copy=False)
+        wcs = None if self.wcs is None else self.wcs.slice(tuple(boxes))
+        meta = dict(self.meta)
+        outer = meta.get("region")
+        if outer:  # a cutout of a cutout: the box in the original cube
+            (oy, _), (ox, _) = _parse_box(outer)
+            boxes = [slice(b.start + o, b.stop + o) for b, o in zip(boxes, (oy, ox))]
+        meta["region"] = f"{boxes[0].start}:{boxes[0].stop},{boxes[1].start}:{boxes[1].stop}"
+        cube = type(self)(self.spectral_axis, self.flux[index], uncertainty,
+                          None if self.mask is None else self.mask[index], medium=self.medium,
+                          spectral_axis_index=self.spectral_axis_index, wcs=wcs, meta=meta)
+        cube._read_guard = self._read_guard
         return cube
 
     @classmethod
@@ -621,6 +767,33 @@ class MuseCube(_SpectralData):
         mask = None if cube.mask is None else ~cube.mask.include()
         return cls(cube.spectral_axis, flux, var, mask, medium=medium, spectral_axis_index=0,
                    wcs=cube.wcs.celestial, meta=dict(cube.meta))
+
+
+def _parse_box(text):
+    """``"Y0:Y1,X0:X1"`` as ((y0, y1), (x0, x1))."""
+    return tuple(tuple(int(v) for v in part.split(":")) for part in str(text).split(","))
+
+
+def _as_dask(path, chunks, flux, uncertainty, mask):
+    """The flux, uncertainty and mask of a cube as lazy dask arrays over the same memory."""
+    import os
+
+    import dask.array as da
+    from dask.base import tokenize
+
+    stat = os.stat(path)
+    token = tokenize(os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+
+    def lazy(array, what):  # named by the file, not by hashing its contents
+        return da.from_array(array, chunks=chunks, name=f"muse-{what}-{token}", lock=False,
+                             asarray=True)
+
+    flux = DaskQuantity(lazy(flux.value, "data"), flux.unit)
+    uncertainty = type(uncertainty)(lazy(uncertainty.array, "stat"), unit=uncertainty.unit,
+                                    copy=False)
+    if mask is not None:
+        mask = lazy(mask, "mask")
+    return flux, uncertainty, mask
 
 
 def as_spectral_data(data):

@@ -24,7 +24,7 @@ LAYERS = {
     "errors": 5,
     "detection": 6, "result": 6,
     "correlate.correlator": 7, "correlate.__init__": 7,
-    "datasets": 8, "visualization": 8, "population": 8,
+    "datasets": 8, "visualization": 8, "population": 8, "distributed": 8,
     "cli": 9, "conftest": 9, "__init__": 10,
 }
 
