@@ -379,7 +379,7 @@ def _check_jobs(jobs, args, template_files, correlator):
         probe_directory(parent)
     resampling = {"montecarlo", "bootstrap"} & set(args.error_method or [])
     if args.n_samples is not None and resampling:
-        from .errors._resample import MIN_SAMPLES  # the estimators' own minimum
+        from .errors import MIN_SAMPLES  # the estimators' own minimum
 
         if args.n_samples < MIN_SAMPLES:
             raise ValueError(f"--n-samples must be at least {MIN_SAMPLES} for "
@@ -530,18 +530,21 @@ def _run_job(job, args, correlator, client, template_files, command, show_bar):
             with _step(f"preparing {len(correlator.templates)} template(s) on the data grid "
                        f"({correlator.z.size} redshifts)"):
                 correlator.prepare(data)
+            with _step("measuring the noise correlation"):
+                noise = correlator.noise_for(data)
             progress = _Progress(data.n_spectra, job.label, bar=show_bar)
             progress.done = sum(p.stop - p.start for p in parts)
             try:
                 for start, stop in missing_ranges(data.n_spectra, chunk, parts):
-                    part = correlator.correlate_rows(data, start, stop)
+                    part = correlator.correlate_rows(data, start, stop,
+                                                     rho=() if noise is None else noise)
                     save(part)
                     parts.append(part)
                     _LOG.debug("%s: spectra %d:%d done", job.label, start, stop)
                     progress.update(stop - start)
             finally:
                 progress.close()
-            result = correlator.assemble(data, parts)
+            result = correlator.assemble(data, correlator.complete(data, parts, noise))
         for method in args.error_method or []:
             options = {}
             if method in ("montecarlo", "bootstrap"):

@@ -153,40 +153,13 @@ def _open(source):
     return _OPENED[key]
 
 
-def _correlate_chunk(correlator, source, start, stop):
+def _correlate_chunk(correlator, source, start, stop, rho):
     """One task: the part of spectra ``start:stop``; one at a time per worker process."""
     with _LOCK:
-        return correlator.correlate_rows(_open(source), start, stop)
+        return correlator.correlate_rows(_open(source), start, stop, rho=rho)
 
 
 # -- client side ----------------------------------------------------------------------------
-def _portable(correlator):
-    """The correlator to broadcast: same templates and settings, nothing prepared.
-
-    Rebuilt from its public attributes, so that templates prepared on this
-    machine (large arrays, device tensors) are not pickled; the workers
-    prepare their own. A subclass, or a correlator with an option this
-    function does not know, is sent as it is.
-    """
-    import inspect
-
-    from .correlate import Correlator
-
-    if type(correlator) is not Correlator:
-        return correlator
-    options = {}
-    for name in list(inspect.signature(Correlator).parameters)[2:]:
-        continuum = correlator.continuum
-        if name == "continuum":
-            options[name] = None if continuum is None else continuum.method
-        elif name == "continuum_window":
-            if continuum is not None:
-                options[name] = continuum.window
-        elif hasattr(correlator, name):
-            options[name] = getattr(correlator, name)
-        else:
-            return correlator
-    return Correlator(correlator.templates, correlator.z, **options)
 
 
 def correlate_distributed(correlator, data_or_paths, client, *, chunk_spectra=None,
@@ -258,7 +231,7 @@ def correlate_distributed(correlator, data_or_paths, client, *, chunk_spectra=No
     if in_memory:
         futures = client.scatter([local[i] for i in in_memory], broadcast=True)
         scattered = dict(zip(in_memory, futures))
-    remote = client.scatter(_portable(correlator), broadcast=True)
+    remote = client.scatter(correlator, broadcast=True)  # pickled without prepared templates
     if chunk_spectra is None:
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
         total = sum(d.n_spectra for d in local)
@@ -266,11 +239,14 @@ def correlate_distributed(correlator, data_or_paths, client, *, chunk_spectra=No
     chunk_spectra = int(chunk_spectra)
     if chunk_spectra < 1:
         raise ValueError(f"chunk_spectra must be a positive integer, got {chunk_spectra}")
+    # the noise correlation of each cube, measured here once (a sample of its spectra)
+    noise = [correlator.noise_for(data) for data in local]
     tasks = {}
     for i, data in enumerate(local):
         argument = scattered.get(i, sources[i])
+        rho = () if noise[i] is None else noise[i]
         for start, stop in chunk_ranges(data.n_spectra, chunk_spectra, done[i]):
-            future = client.submit(_correlate_chunk, remote, argument, start, stop,
+            future = client.submit(_correlate_chunk, remote, argument, start, stop, rho,
                                    pure=False, key=f"muse-xcorr-{i}-{start}-{stop}-"
                                                    f"{os.urandom(4).hex()}")
             tasks[future] = i
@@ -288,5 +264,6 @@ def correlate_distributed(correlator, data_or_paths, client, *, chunk_spectra=No
         bar.close()
         for future in tasks:  # an error or an interruption: stop what is left
             future.cancel()
-    results = [correlator.assemble(data, parts_i) for data, parts_i in zip(local, done)]
+    results = [correlator.assemble(data, correlator.complete(data, parts_i, noise_i))
+               for data, parts_i, noise_i in zip(local, done, noise)]
     return results[0] if single else results

@@ -20,7 +20,7 @@ from ..grid import as_zgrid, default_zgrid
 from ..spectra import SpectraBatch, as_spectral_data
 from ..templates import Template
 from ..templates.composite import CompositeTemplate, as_components
-from ..templates.continuum import DEFAULT_WINDOW, continuum_subtraction
+from ..templates.continuum import DEFAULT_WINDOW, NothingLeftError, continuum_subtraction
 from ..templates.lines import CONFUSION_LINES, LINES
 from ..spectra.noise import ResidualCorrelation, as_correlation
 from ..units import velocity_to_dlnz
@@ -176,8 +176,16 @@ class Correlator:
                                                              composite_penalty),
                             ("ambiguity_threshold", ambiguity_threshold),
                             ("ambiguity_tolerance", ambiguity_tolerance)):
-            if not np.isfinite(float(value)) or float(value) < 0:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be a finite non-negative number, got "
+                                 f"{value!r}") from None
+            if not np.isfinite(number) or number < 0:
                 raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+        if float(min_coverage) > 1:
+            raise ValueError(f"min_coverage is a fraction of the template's features, at most 1, "
+                             f"got {min_coverage!r}")
         self.weighting = weighting
         self.continuum = continuum_subtraction(continuum, continuum_window)
         self.lsf = lsf
@@ -249,16 +257,25 @@ class Correlator:
         wave = data.spectral_axis
         key = (wave.value.tobytes(), data.medium)
         if key not in self._prepared:
-            prepared = []
+            prepared, featureless = [], []
             for template in self.templates:
-                p = PreparedTemplate(template, wave, data.medium, self.z, self.continuum,
-                                     self.lsf)
-                prepared.append(p if p.covers_data() else None)
+                try:
+                    p = PreparedTemplate(template, wave, data.medium, self.z, self.continuum,
+                                         self.lsf)
+                except NothingLeftError:
+                    # e.g. a UV template on a low-redshift grid: only its continuum is seen
+                    featureless.append(template.name)
+                    p = None
+                prepared.append(p if p is not None and p.covers_data() else None)
             if all(p is None for p in prepared):
                 ranges = ", ".join(f"{t.name}" for t in self.templates)
+                why = (f"; after continuum subtraction nothing is left of "
+                       f"{', '.join(featureless)} at the wavelengths the grid reaches"
+                       if featureless else "")
                 raise ValueError(f"no template ({ranges}) covers the data's wavelengths "
                                  f"({wave[0].value:.0f}-{wave[-1].value:.0f} A) at any "
-                                 f"redshift of the grid ({self.z[0]:.4f}-{self.z[-1]:.4f})")
+                                 f"redshift of the grid ({self.z[0]:.4f}-{self.z[-1]:.4f})"
+                                 f"{why}")
             grids = [None if p is None else SearchGrid(p, self.factor, self.dtype)
                      for p in prepared]
             self._prepared = {key: (prepared, grids)}  # one data grid at a time
@@ -293,7 +310,7 @@ class Correlator:
                             self.min_pixels, rho=rho)
 
     # ------------------------------------------------------------------ public
-    def correlate(self, data, *, progress=True):
+    def correlate(self, data, *, progress=True, client=None, chunk_spectra=None):
         """Correlate every spectrum of ``data`` with the templates.
 
         Parameters
@@ -303,33 +320,91 @@ class Correlator:
             ``meta['medium']``) and carry an uncertainty.
         progress : bool
             Show a progress bar (tqdm) over the spectra.
+        client : `distributed.Client`, optional
+            Run on a Dask cluster, chunks of spaxels as tasks
+            (:func:`muse_xcorr.distributed.correlate_distributed`; the same
+            result).
+        chunk_spectra : int, optional
+            Spaxels per task on a cluster.
 
         Returns
         -------
         result : `~muse_xcorr.Redshift`
         """
+        if client is not None:
+            from ..distributed import correlate_distributed
+
+            return correlate_distributed(self, data, client, chunk_spectra=chunk_spectra,
+                                         progress=progress)
         data = as_spectral_data(data)
         self.prepare(data)
-        rho = self.noise_correlation
-        if isinstance(rho, str):  # "auto": a sample first, or the data themselves when few
-            rho = self.noise_correlation_of(data) if data.n_spectra > NOISE_SAMPLE else None
+        noise = self.noise_for(data)
         parts = []
         bar = _progress_bar(data.n_spectra, progress)
         try:
             for start in range(0, data.n_spectra, self.batch_size):
                 parts.append(self.correlate_rows(data, start, start + self.batch_size,
-                                                 rho=() if rho is None else rho))
+                                                 rho=() if noise is None else noise))
                 bar.update(parts[-1].stop - parts[-1].start)
         finally:
             bar.close()
-        if rho is None:  # measured on all the fits, then every candidate finished with it
-            pooled = ResidualCorrelation()
-            for part in parts:
-                pooled.merge(part.residuals)
-            rho = pooled.rho()
-            if rho.size:
-                parts = [self.finish(data, part, rho) for part in parts]
-        return self.assemble(data, parts)
+        return self.assemble(data, self.complete(data, parts, noise))
+
+    def noise_for(self, data):
+        """The noise correlation the parts of ``data`` are computed with, or None.
+
+        The first step of every run (:meth:`correlate`, a distributed or a
+        resumed one), deterministic for given data: the correlator's own
+        ``noise_correlation`` when it is given; with ``"auto"``, that
+        measured from a random sample of the spectra
+        (:meth:`noise_correlation_of`, seed 0) when ``data`` has more than
+        512 spectra, else None: measured afterwards from the residuals of
+        all the parts (:meth:`complete`).
+
+        Returns
+        -------
+        rho : ndarray or None
+            Coefficients at lags 1, 2, ... (empty: white noise).
+        """
+        if not isinstance(self.noise_correlation, str):
+            return as_correlation(self.noise_correlation)
+        data = as_spectral_data(data)
+        return self.noise_correlation_of(data) if data.n_spectra > NOISE_SAMPLE else None
+
+    def complete(self, data, parts, noise):
+        """The parts of ``data`` finished for the noise correlation of the run.
+
+        Parameters
+        ----------
+        data : `~muse_xcorr.MuseCube` or `~muse_xcorr.MuseSpectrum`
+        parts : list of `Part`
+            From :meth:`correlate_rows` with ``rho=noise`` (``()`` where
+            ``noise`` is None).
+        noise : ndarray or None
+            What :meth:`noise_for` gave. None: the correlation is pooled from
+            the residuals of all ``parts`` and every part is finished with it
+            (:meth:`finish`).
+
+        Returns
+        -------
+        parts : list of `Part`
+        """
+        if noise is not None:
+            return list(parts)
+        pooled = ResidualCorrelation()
+        for part in parts:
+            pooled.merge(part.residuals)
+        rho = pooled.rho()
+        if not rho.size:
+            return list(parts)
+        return [self.finish(data, part, rho) for part in parts]
+
+    def __getstate__(self):
+        """Pickled without the templates prepared for a data grid (large; rebuilt on use)."""
+        state = self.__dict__.copy()
+        state["_prepared"] = {}
+        state["_calibrations"] = {}
+        return state
 
     def noise_correlation_of(self, data, *, sample=None, seed=0):
         """The noise correlation measured from the best fits of a sample of the spectra.
@@ -855,6 +930,59 @@ class Part:
 
     def __repr__(self):
         return f"<Part of spectra {self.start}:{self.stop}>"
+
+    def to_arrays(self):
+        """Every array of the part, flat in one dict of plain NumPy arrays (lossless).
+
+        For checkpoints (:mod:`muse_xcorr.io.checkpoint`); :meth:`from_arrays`
+        reads it back.
+        """
+        arrays = {"start": np.int64(self.start), "stop": np.int64(self.stop),
+                  "rho": np.asarray(self.rho, dtype=float)}
+        for store in ("maps", "candidates", "curves"):
+            for name, value in (getattr(self, store) or {}).items():
+                arrays[f"{store}.{name}"] = np.asarray(value)
+        r = self.residuals
+        arrays.update({"residuals.max_lag": np.int64(r.max_lag),
+                       "residuals.outlier": np.float64(r.outlier),
+                       "residuals.products": r.products, "residuals.norms": r.norms,
+                       "residuals.pairs": r.pairs, "residuals.squares": np.float64(r.squares),
+                       "residuals.count": np.int64(r.count)})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        """The part that :meth:`to_arrays` gave ``arrays``.
+
+        Raises
+        ------
+        ValueError
+            Where an array is missing or does not fit the part's span.
+        """
+        try:
+            start, stop = int(arrays["start"]), int(arrays["stop"])
+            stores = {store: {} for store in ("maps", "candidates", "curves")}
+            for key, value in arrays.items():
+                store, _, name = key.partition(".")
+                if store in stores and name:
+                    if np.ndim(value) == 0 or np.shape(value)[0] != stop - start:
+                        raise ValueError(f"{key} has {np.shape(value)} rows for spectra "
+                                         f"{start}:{stop}")
+                    stores[store][name] = np.asarray(value)
+            residuals = ResidualCorrelation(int(arrays["residuals.max_lag"]),
+                                            float(arrays["residuals.outlier"]))
+            residuals.products = np.asarray(arrays["residuals.products"], dtype=float)
+            residuals.norms = np.asarray(arrays["residuals.norms"], dtype=float)
+            residuals.pairs = np.asarray(arrays["residuals.pairs"], dtype=np.int64)
+            residuals.squares = float(arrays["residuals.squares"])
+            residuals.count = int(arrays["residuals.count"])
+            rho = np.asarray(arrays["rho"], dtype=float)
+        except KeyError as err:
+            raise ValueError(f"a part's arrays lack {err}") from None
+        if not stores["maps"]:
+            raise ValueError("a part's arrays hold no maps")
+        return cls(start, stop, stores["maps"], stores["candidates"], stores["curves"] or None,
+                   rho=rho, residuals=residuals)
 
 
 class _Outputs:

@@ -30,6 +30,7 @@ from ..spectra.noise import as_correlation, banded_inner
 from ..statistics import (chi2_from_f, correlation, first_order_variance, ml_amplitude,
                           second_order_term, weighted_chi2)
 from ..templates.composite import as_components, fit_amplitudes
+from ..templates.continuum import NothingLeftError
 from ..templates.resample import ColumnGenerator, generator_for
 
 __all__ = ["WorkingBatch", "PreparedTemplate", "Evaluation", "evaluate", "window_covariance",
@@ -189,8 +190,14 @@ class PreparedTemplate:
         low, high = getattr(template, "z_range", None) or (-np.inf, np.inf)
         inside = np.flatnonzero((self.z >= low) & (self.z <= high))
         self.index_range = (int(inside[0]), int(inside[-1])) if inside.size else (0, -1)
-        self.fine = [generator_for(c, wavelength, medium, self.z, continuum=continuum, lsf=lsf)
-                     for c in components]
+        # a composite's component with nothing left in the rest range is a zero column
+        # (amplitude 0, its bounds void); a template with nothing left at all is an error
+        featureless = "zero" if len(components) > 1 else "raise"
+        self.fine = [generator_for(c, wavelength, medium, self.z, continuum=continuum, lsf=lsf,
+                                   featureless=featureless) for c in components]
+        if all(g.support[0] > g.support[1] for g in self.fine) and continuum is not None:
+            raise NothingLeftError(f"nothing of {self.name!r} is left after continuum "
+                                   f"subtraction at the wavelengths the grid reaches")
         self.tables = [g.table for g in self.fine]
         self.kernel = self.fine[0].kernel
         self.edges = self.fine[0].edges

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..correlate.model import copy_scores
 from ..statistics import refine_on_grid
+from . import MIN_SAMPLES
 from ._window import Estimate, chunks, window_index
 
 __all__ = ["resampled_sigma", "EDGE_FRACTION", "DEFAULT_WINDOW", "RESAMPLING_PARAMETERS"]
@@ -39,8 +40,6 @@ RESAMPLING_PARAMETERS = """result : `~muse_xcorr.Redshift`
 DEFAULT_WINDOW = 10
 #: Fraction of copies peaking on a window edge above which sigma_z is flagged unreliable.
 EDGE_FRACTION = 0.05
-#: The fewest copies a resampling estimate accepts.
-MIN_SAMPLES = 10
 
 
 class WindowVectors:

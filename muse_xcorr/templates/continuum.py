@@ -26,13 +26,18 @@ import astropy.units as u
 
 from ..units import C_KMS
 
-__all__ = ["METHODS", "DEFAULT_WINDOW", "ContinuumSubtraction", "continuum_subtraction"]
+__all__ = ["METHODS", "DEFAULT_WINDOW", "ContinuumSubtraction", "continuum_subtraction",
+           "NothingLeftError"]
 
 #: Continuum estimators.
 METHODS = ("median",)
 
 #: The default window: 6000 km/s (140 Angstrom at 7000 Angstrom).
 DEFAULT_WINDOW = 6000 * u.km / u.s
+
+
+class NothingLeftError(ValueError):
+    """A template with no feature narrower than the continuum window: nothing to correlate."""
 
 
 class ContinuumSubtraction:
@@ -103,7 +108,7 @@ class ContinuumSubtraction:
 
         Raises
         ------
-        ValueError
+        NothingLeftError
             If nothing is left (a featureless template, e.g. a pure continuum).
         """
         low, high = table.support
@@ -121,8 +126,8 @@ class ContinuumSubtraction:
         out = table.minus(smooth)
         scale = np.abs(table.values).max()
         if not np.any(np.abs(out.values) > 1e-9 * scale):
-            raise ValueError(f"nothing of the template is left after continuum subtraction "
-                             f"({self!r}): it has no feature narrower than the window")
+            raise NothingLeftError(f"nothing of the template is left after continuum subtraction "
+                                   f"({self!r}): it has no feature narrower than the window")
         return out
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import astropy.units as u
 
 from ..units import C_KMS, convert_medium
+from .continuum import NothingLeftError
 
 __all__ = ["TABLE_STEP_KMS", "LogTable", "ColumnGenerator", "observed_vacuum_edges",
            "generator_for", "log_step_for"]
@@ -355,7 +356,8 @@ def log_step_for(dlnz):
     return dlnz / max(int(np.ceil(dlnz / limit - 1e-9)), 1)
 
 
-def generator_for(template, wavelength, medium, z, *, continuum=None, lsf=None):
+def generator_for(template, wavelength, medium, z, *, continuum=None, lsf=None,
+                  featureless="raise"):
     """The `ColumnGenerator` of one template on an observed grid for redshifts ``z``.
 
     The rest-frame table covers every redshift of ``z``; the continuum (a
@@ -373,6 +375,12 @@ def generator_for(template, wavelength, medium, z, *, continuum=None, lsf=None):
     z : array_like
         The redshifts (a grid uniform in ln(1 + z) gets the fast path).
     continuum, lsf : optional
+    featureless : {"raise", "zero"}
+        When nothing of the template is left after continuum subtraction over
+        the rest range the redshifts reach: raise
+        `~muse_xcorr.templates.continuum.NothingLeftError`, or give a
+        generator of zero columns (a composite's component that the data
+        never see).
 
     Returns
     -------
@@ -390,5 +398,10 @@ def generator_for(template, wavelength, medium, z, *, continuum=None, lsf=None):
     x_range = (np.log(edges[0]) - y.max(), np.log(edges[-1]) - y.min())
     table = LogTable.from_template(template, x_range, step)
     if continuum is not None:
-        table = continuum.subtract_from_table(table)
+        try:
+            table = continuum.subtract_from_table(table)
+        except NothingLeftError:
+            if featureless != "zero":
+                raise
+            table = table.minus(table.values)
     return ColumnGenerator(table, edges, z, kernel)

@@ -286,11 +286,11 @@ def test_a_run_that_fails_after_two_parts_resumes_to_the_same_maps(files, tmp_pa
     original = CoreCorrelator.correlate_rows
     calls = []
 
-    def fails_third(self, data, start, stop):
+    def fails_third(self, data, start, stop, **options):
         calls.append(start)
         if len(calls) == 3:
             raise RuntimeError("the node died")
-        return original(self, data, start, stop)
+        return original(self, data, start, stop, **options)
 
     monkeypatch.setattr(CoreCorrelator, "correlate_rows", fails_third)
     assert run(files, *CHUNKED, "-o", str(out)) == 1
@@ -373,11 +373,11 @@ CHILD = textwrap.dedent("""
     original = core.Correlator.correlate_rows
     calls = []
 
-    def slow(self, data, start, stop):      # parts after the first take a while
+    def slow(self, data, start, stop, **options):   # parts after the first take a while
         calls.append(start)
         if len(calls) > 1:
             time.sleep(float(os.environ["PART_SECONDS"]))
-        return original(self, data, start, stop)
+        return original(self, data, start, stop, **options)
 
     def stuck_writer(self, name, *args, **kwargs):   # writes half the maps, then hangs
         with open(name, "wb") as handle:

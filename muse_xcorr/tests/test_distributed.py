@@ -161,11 +161,11 @@ def test_the_command_line_on_a_scheduler_resumes_a_local_run(cube_file, client, 
     assert main(common + ["-o", str(tmp_path / "local.fits")]) == 0
     original, calls = CoreCorrelator.correlate_rows, []
 
-    def dies(self, data, start, stop):
+    def dies(self, data, start, stop, **options):
         calls.append(start)
         if len(calls) > 2:
             raise RuntimeError("the laptop was closed")
-        return original(self, data, start, stop)
+        return original(self, data, start, stop, **options)
 
     with monkeypatch.context() as patch:
         patch.setattr(CoreCorrelator, "correlate_rows", dies)

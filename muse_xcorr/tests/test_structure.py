@@ -20,11 +20,11 @@ LAYERS = {
     "io": 1,
     "spectra": 2,
     "templates": 3, "backend": 3,
-    "correlate": 4,
+    "correlate": 4, "distributed": 4,
     "errors": 5,
     "detection": 6, "result": 6,
     "correlate.correlator": 7, "correlate.__init__": 7,
-    "datasets": 8, "visualization": 8, "population": 8, "distributed": 8,
+    "datasets": 8, "visualization": 8, "population": 8,
     "cli": 9, "conftest": 9, "__init__": 10,
 }
 

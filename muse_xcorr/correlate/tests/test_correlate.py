@@ -278,6 +278,71 @@ def test_parabola_vertex_exact_and_quiet():
     assert np.isnan(vertex[2])                          # a minimum, not a maximum
 
 
+def correlated_cube(seed, shape=(3, 5), snr=20.0):
+    """A cube whose noise is a 3-tap moving average (lag-1 correlation 2/3)."""
+    rng = np.random.default_rng(seed)
+    n = shape[0] * shape[1]
+    variance = datasets.muse_variance(WAVE)
+    models = datasets.observed_models(TEMPLATE, WAVE, rng.uniform(0.31, 0.35, n), lsf=None)
+    models *= (snr / np.sqrt(np.sum(models ** 2 / variance, axis=1)))[:, None]
+    white = rng.standard_normal(models.shape)
+    smooth = (white + np.roll(white, 1, -1) + np.roll(white, -1, -1)) / np.sqrt(3.0)
+    flux = (models + smooth * np.sqrt(variance)).reshape(shape + (WAVE.size,))
+    stat = np.broadcast_to(variance, flux.shape)
+    return MuseCube(WAVE, flux * datasets.FLUX_UNIT,
+                    VarianceUncertainty(stat * datasets.FLUX_UNIT ** 2), medium="air",
+                    spectral_axis_index=-1)
+
+
+def test_parts_saved_and_completed_assemble_to_correlate_with_correlated_noise(tmp_path):
+    """Parts through to_arrays / from_arrays (a checkpoint), then complete: = correlate.
+
+    With correlated noise the run's noise correlation is pooled from every
+    part's residuals afterwards; a resumed or distributed run must finish
+    its parts with it as correlate() does.
+    """
+    from muse_xcorr.correlate.correlator import Part
+    from muse_xcorr.io.checkpoint import load_part, save_part
+
+    cube = correlated_cube(3)
+    correlator = Correlator(TEMPLATE, Z, batch_size=4)
+    whole = correlator.correlate(cube, progress=False)
+    assert whole.noise_correlation.size and whole.noise_correlation[0] > 0.4
+    noise = correlator.noise_for(cube)
+    assert noise is None  # few spectra: pooled afterwards
+    for start in (0, 6, 12):
+        save_part(correlator.correlate_rows(cube, start, start + 6, rho=()),
+                  tmp_path / f"part-{start}.npz")
+    parts = [load_part(tmp_path / f"part-{start}.npz", Part) for start in (12, 0, 6)]
+    assert isinstance(parts[0], Part) and parts[0].residuals.count > 0
+    assembled = correlator.assemble(cube, correlator.complete(cube, parts, noise))
+    # the residual sums are merged in another order: equal to rounding
+    np.testing.assert_allclose(assembled.noise_correlation, whole.noise_correlation,
+                               rtol=1e-12)
+    for name in ("flags", "template_index"):
+        np.testing.assert_array_equal(getattr(assembled, name), getattr(whole, name))
+    for name in ("z_best", "f_best", "sigma_f_best", "delta_chi2", "fap"):
+        np.testing.assert_allclose(getattr(assembled, name), getattr(whole, name), rtol=1e-9)
+    np.testing.assert_allclose(assembled.candidates("kappa"), whole.candidates("kappa"),
+                               rtol=1e-9)
+    # without complete(), the variances would be those of white noise: not the same
+    white = correlator.assemble(cube, parts)
+    assert not np.allclose(white.sigma_f_best, whole.sigma_f_best)
+
+
+def test_a_pickled_correlator_leaves_its_prepared_templates_behind():
+    import pickle
+
+    cube, _ = random_cube(11, shape=(2, 2))
+    correlator = Correlator(TEMPLATE, Z)
+    first = correlator.correlate(cube, progress=False)
+    unprepared = len(pickle.dumps(Correlator(TEMPLATE, Z)))
+    sent = pickle.dumps(correlator)
+    assert len(sent) < unprepared + 1000  # not the prepared columns (MB)
+    copy = pickle.loads(sent)
+    np.testing.assert_array_equal(copy.correlate(cube, progress=False).z_best, first.z_best)
+
+
 def test_parts_in_any_order_assemble_to_the_whole():
     """correlate_rows + assemble (the unit of distributed and resumed runs) = correlate."""
     cube, _ = random_cube(10, shape=(3, 5))
