@@ -682,6 +682,16 @@ class Correlator:
         template_index = np.broadcast_to(np.asarray(template_index, dtype=np.int64),
                                          rows.shape)
         index = np.asarray(index, dtype=np.int64)
+        bad = (template_index < -1) | (template_index >= len(prepared))
+        if np.any(bad):
+            raise ValueError(f"template_index must be -1 (none) or one of the correlator's "
+                             f"{len(prepared)} templates (0-{len(prepared) - 1}), got "
+                             f"{np.unique(template_index[bad]).tolist()}")
+        if index.ndim != 2 or index.shape[0] != rows.size:
+            raise ValueError(f"index must hold one row of grid indices per spectrum "
+                             f"({rows.size}, w), got shape {index.shape}")
+        if np.any((index < 0) | (index >= self.z.size)):
+            raise ValueError(f"grid indices must lie in 0-{self.z.size - 1}")
         return _by_template(work, prepared, template_index, index, keep_models,
                             self.sigma_correction), work
 
