@@ -192,6 +192,8 @@ def outcomes(truth, result):
     out["flag_names"] = [",".join(describe(f)) for f in flags]
     out["snr_result"] = np.ravel(result.snr)
     out["delta_chi2"] = np.ravel(result.delta_chi2)
+    out["significance"] = np.ravel(result.significance)
+    out["fap"] = np.ravel(result.fap)
     out["right"] = bad < SUCCESS
     out["catastrophic"] = bad > CATASTROPHIC
     out["flagged"] = (flags & ~int(HARMLESS)) != 0

@@ -14,6 +14,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyUserWarning
 
+from .confidence import DEFAULT_CONFIDENCE
 from .flags import Flag
 from .io import atomic_write
 
@@ -24,7 +25,7 @@ STORED_MAPS = ("z_best", "f_best", "sigma_f_best", "chi2_best", "flags", "templa
                "significance", "fap", "detection_chi2", "best_index", "coverage", "n_valid",
                "norm2", "f_max", "f_min")
 #: The maps computed from the stored ones and the candidates.
-DERIVED_MAPS = ("snr", "delta_chi2", "z_second", "f_second", "chi2_second")
+DERIVED_MAPS = ("snr", "delta_chi2", "z_second", "f_second", "chi2_second", "z_conf")
 #: Per-candidate arrays, (n_spectra, n_candidates) each (``amplitudes``: one more axis).
 CANDIDATE_FIELDS = ("template", "index", "z", "f", "chi2", "score", "delta_chi2", "sigma_f",
                     "n_active", "kappa", "failed", "at_edge", "amplitudes")
@@ -59,6 +60,11 @@ class Redshift:
         without a second candidate); below the threshold: AMBIGUOUS.
     ``z_second``, ``f_second``, ``chi2_second``
         The second candidate (computed; NaN without one).
+    ``z_conf``
+        The probability that ``z_best`` is right, within 2e-3 (1 + z)
+        (computed from ``delta_chi2``, ``significance`` and the template by
+        :data:`~muse_xcorr.confidence.DEFAULT_CONFIDENCE`, calibrated on the
+        simulated MUSE deep-field population; NaN without a candidate).
     ``template_index``
         Which template of the correlator won (-1: none); names in
         ``meta["templates"]``.
@@ -189,6 +195,13 @@ class Redshift:
         second = self._second("delta_chi2")
         has_best = self._candidates["template"][:, 0] >= 0
         return np.where(has_best & np.isnan(second), np.inf, second)
+
+    def _derive_z_conf(self):
+        names = np.array(self.template_names + [""], dtype=object)
+        index = self._maps["template_index"].astype(int)
+        winner = names[np.where(index >= 0, index, len(names) - 1)]
+        significance = self._maps.get("significance", np.full(self.n_spectra, np.nan))
+        return DEFAULT_CONFIDENCE(self._derive_delta_chi2(), significance, winner)
 
     def _derive_z_second(self):
         return self._second("z")

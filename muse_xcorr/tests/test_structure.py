@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: returns a Redshift -> outputs. The estimators work on a Redshift through its public
 #: methods without importing it; the Redshift calls them.
 LAYERS = {
-    "flags": 0, "grid": 0, "units": 0, "statistics": 0, "version": 0,
+    "flags": 0, "grid": 0, "units": 0, "statistics": 0, "version": 0, "confidence": 0,
     "io": 1,
     "spectra": 2,
     "templates": 3, "backend": 3,
