@@ -324,7 +324,7 @@ def report_cold(cold):
 
 
 def _templates_option(value):
-    return None if value == "all" else int(value)
+    return "all" if value == "all" else int(value)
 
 
 def parse(argv=None):
@@ -347,13 +347,15 @@ def parse(argv=None):
     parser.add_argument("--skip-curves", action="store_true",
                         help="skip (b) (the default with --small: it is the slowest)")
     parser.add_argument("--skip-cold", action="store_true", help="skip (e)")
-    parser.add_argument("--cold-templates", type=_templates_option, default="unset",
+    parser.add_argument("--cold-templates", type=_templates_option,
                         help="(e) with the first N templates of the default set, or 'all': "
                         "exactly Correlator() (default all; --small: 1)")
     parser.add_argument(COLD_CHILD, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.cold_templates == "unset":
-        args.cold_templates = 1 if args.small else None
+    if args.cold_templates is None:
+        args.cold_templates = 1 if args.small else "all"
+    if args.cold_templates == "all":
+        args.cold_templates = None  # exactly Correlator()
     if args.repeat is None:
         args.repeat = 1 if args.small else 3
     args.skip_curves = args.skip_curves or args.small
