@@ -27,6 +27,7 @@ from ..units import velocity_to_dlnz
 from ..backend import _tensorflow as backend
 from .candidates import hypothesis_centres, scaled_delta, select_candidates
 from .detection import NULL_SAMPLES, DetectionCalibration, null_spectra
+from .memory import check_memory
 from .model import Evaluation, PreparedTemplate, WorkingBatch, evaluate, window_covariance
 from .search import SearchGrid, refine, window_best
 
@@ -276,6 +277,8 @@ class Correlator:
                                  f"({wave[0].value:.0f}-{wave[-1].value:.0f} A) at any "
                                  f"redshift of the grid ({self.z[0]:.4f}-{self.z[-1]:.4f})"
                                  f"{why}")
+            # a clear MemoryError now rather than a crash in the allocations below
+            check_memory(self, prepared, wave.size, data.n_spectra)
             grids = [None if p is None else SearchGrid(p, self.factor, self.dtype)
                      for p in prepared]
             self._prepared = {key: (prepared, grids)}  # one data grid at a time

@@ -37,8 +37,9 @@ __all__ = ["WorkingBatch", "PreparedTemplate", "Evaluation", "evaluate", "window
            "noise_gram", "gather_columns", "numerator_moments", "copy_numerators",
            "copy_scores"]
 
-#: Float64 elements of gathered columns held at a time by `evaluate` (bounds memory).
-_GATHER_ELEMENTS = 8_000_000
+#: Float64 elements of gathered columns held at a time by `evaluate` (bounds memory;
+#: :mod:`muse_xcorr.correlate.memory` counts them).
+GATHER_ELEMENTS = 8_000_000
 
 
 class WorkingBatch:
@@ -415,7 +416,7 @@ def evaluate(work, prepared, index, *, keep_models=False, correction=True, colum
     out.kappa = np.ones((n, w))
     out.models = np.zeros((n, w, work.flux.shape[1])) if keep_models else None
     n_pixel = work.flux.shape[1]
-    rows_per_chunk = max(1, _GATHER_ELEMENTS // max(w * K * n_pixel, 1))
+    rows_per_chunk = max(1, GATHER_ELEMENTS // max(w * K * n_pixel, 1))
     for start in range(0, n, rows_per_chunk):
         rows = slice(start, min(start + rows_per_chunk, n))
         unique, position = np.unique(index[rows], return_inverse=True)
