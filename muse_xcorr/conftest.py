@@ -34,3 +34,18 @@ def shared_data():
                     "to the folder that holds udf_mosaic_subcube.fits (the project's "
                     "../shared/data; users do not have it)")
     return SHARED_DATA
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` run with MUSE_XCORR_SLOW=1 (or pytest-skip-slow's --slow)."""
+    try:
+        asked = bool(config.getoption("--slow"))
+    except ValueError:
+        asked = False
+    if asked or os.environ.get("MUSE_XCORR_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow statistical test (minutes): set MUSE_XCORR_SLOW=1 "
+                                   "to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -127,7 +127,7 @@ class DetectionCalibration:
     def fap(self, statistic):
         """False-alarm probability of detection statistics (NaN stays NaN)."""
         s = np.asarray(statistic, dtype=float)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"):   # s = 0: log1p(-1) = -inf
             log_survival = stats.chi2.logsf(np.clip(s, 0.0, None), self.dof)
             # 1 - (1 - p)^n, exact for small p through log1p / expm1
             out = -np.expm1(self.n_eff * np.log1p(-np.exp(log_survival)))

@@ -149,7 +149,8 @@ def fit_amplitudes(a, b, lower, upper):
                                                      upper_edges))
     s = candidates[..., :, None]
     clipped = np.clip(h, lower * s, _times(upper, s))
-    cost = np.sum(np.where(keep, w * (clipped - h) ** 2, 0.0), axis=-1)
+    with np.errstate(over="ignore"):     # a far-off candidate scale: an infinite cost
+        cost = np.sum(np.where(keep, w * (clipped - h) ** 2, 0.0), axis=-1)
     best = np.argmin(cost, axis=-1)
     scale = np.take_along_axis(candidates, best[..., None], axis=-1)
     return np.where(bounded, np.clip(hat, lower * scale, _times(upper, scale)), out)

@@ -73,6 +73,7 @@ def test_the_default_model_prefers_a_clear_detection_to_a_confusion():
     assert p[0] > p[1] and p[0] > p[2]
 
 
+@pytest.mark.slow
 def test_z_conf_is_calibrated_on_a_population_it_was_not_fitted_on():
     """Predicted against observed on 100 simulated deep-field objects (seed 21; the
     default model was fitted on seed 11). Tolerances: the overall rate within 0.1
