@@ -51,7 +51,7 @@ TDOSE = SHARED / "real_spectra" / "TDOSE"
 UDF_CUBE = SHARED / "udf_mosaic_subcube.fits"
 
 #: Flags that do not say "do not trust this redshift"; every other one (new ones too) does.
-HARMLESS = Flag.LOW_COVERAGE | Flag.BAD_VARIANCE
+HARMLESS = Flag.LOW_COVERAGE | Flag.BAD_VARIANCE | Flag.OUTLIER_PIXELS
 SUCCESS, CATASTROPHIC = 2e-3, 1e-2
 SNR_BINS = ((3, 5), (5, 8), (8, 15), (15, 50))
 TARGETS = (("right among unflagged", "purity", 0.97),

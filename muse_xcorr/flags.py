@@ -28,6 +28,7 @@ class Flag(enum.IntFlag):
     ZERR_UNRELIABLE = 64
     FEW_PIXELS = 128
     LOW_SIGNIFICANCE = 256
+    OUTLIER_PIXELS = 512
 
 
 #: What each flag means, in words.
@@ -52,6 +53,9 @@ MEANING = {
     Flag.LOW_SIGNIFICANCE: "The best candidate is not a detection: its false-alarm probability "
                            "over the whole redshift grid and every template (fap) is above "
                            "the correlator's max_fap; noise or a featureless continuum.",
+    Flag.OUTLIER_PIXELS: "Some otherwise valid pixels had an absurd flux (a sentinel of at "
+                         "least 1e30, or more than 1e5 sigma from the spectrum's median); "
+                         "they were masked and the spaxel was processed without them.",
 }
 
 

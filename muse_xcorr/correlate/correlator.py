@@ -1040,6 +1040,7 @@ class _Outputs:
         flags[work.skipped & ~no_data] |= Flag.FEW_PIXELS
         flags[~has & ~work.skipped] |= Flag.NO_DATA  # no template gave a candidate
         flags[work.bad_variance] |= Flag.BAD_VARIANCE
+        flags[work.outliers] |= Flag.OUTLIER_PIXELS
         flags[has & candidates["at_edge"][:, 0]] |= Flag.EDGE
         single = np.array([p is not None and p.n_components == 1 for p in prepared])
         negative = has & single[np.maximum(best, 0)] & (-lowest > highest)

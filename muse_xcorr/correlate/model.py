@@ -88,6 +88,7 @@ class WorkingBatch:
         self.variance = np.ascontiguousarray(variance, dtype=float)
         self.valid = np.ascontiguousarray(valid)
         self.bad_variance = batch.bad_variance
+        self.outliers = batch.outliers
         self.n_valid = valid.sum(axis=1)
         self.w = batch.inverse_variance()
         self.q = self.w if weighting == "inverse_variance" else valid.astype(float)

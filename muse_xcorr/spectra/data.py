@@ -94,12 +94,17 @@ class SpectraBatch:
     bad_variance : ndarray of bool, shape (n,)
         True for spectra where an otherwise valid pixel had a zero, negative or
         non-finite variance (it was dropped from ``valid``).
+    outliers : ndarray of bool, shape (n,)
+        True for spectra where an otherwise valid pixel had an absurd flux
+        (:data:`ABSURD_FLUX`, :data:`OUTLIER_SIGMA`; it was dropped from ``valid``).
     """
 
-    def __init__(self, start, stop, flux, variance, valid, bad_variance):
+    def __init__(self, start, stop, flux, variance, valid, bad_variance, outliers=None):
         self.start, self.stop = start, stop
         self.flux, self.variance, self.valid = flux, variance, valid
         self.bad_variance = bad_variance
+        self.outliers = (np.zeros(np.shape(bad_variance), bool) if outliers is None
+                         else np.asarray(outliers, bool))
 
     @classmethod
     def from_arrays(cls, start, stop, flux, variance, mask=None):
@@ -113,8 +118,13 @@ class SpectraBatch:
         fit), and it is not part of a run of at least
         :data:`~muse_xcorr.io.spectrum1d.DEFAULT_MIN_ZERO_RUN` consecutive
         pixels of exactly zero flux (the AO laser notch of MUSE, zero-padded
-        edges). Invalid pixels get flux and variance 0; a spectrum
-        that lost a pixel to its variance is flagged BAD_VARIANCE.
+        edges), and its flux is not absurd: not at least :data:`ABSURD_FLUX` in
+        magnitude (FLT_MAX-like sentinels such as 3e38) and not more than
+        :data:`OUTLIER_SIGMA` standard deviations from the spectrum's median
+        (real MUSE spectra reach a few hundred at the peak of their brightest
+        lines). Invalid pixels get flux and variance 0; a spectrum that lost a
+        pixel to its variance is flagged BAD_VARIANCE, one that lost a pixel
+        to an absurd flux OUTLIER_PIXELS.
 
         Parameters
         ----------
@@ -138,8 +148,10 @@ class SpectraBatch:
             good_variance &= ~(variance < VARIANCE_FLOOR * np.nan_to_num(typical)[:, None])
         valid = usable & good_variance
         bad_variance = np.any(usable & ~good_variance, axis=1)
+        absurd = _absurd_flux(flux, variance, valid)
+        valid &= ~absurd
         return cls(start, stop, np.where(valid, flux, 0.0), np.where(valid, variance, 0.0),
-                   valid, bad_variance)
+                   valid, bad_variance, np.any(absurd, axis=1))
 
     def __len__(self):
         return self.stop - self.start
@@ -153,6 +165,22 @@ class SpectraBatch:
 
 #: Variances below this fraction of a spectrum's median variance are masked (artefacts).
 VARIANCE_FLOOR = 1e-3
+#: A flux of at least this magnitude (in any unit) is a sentinel, not a measurement.
+ABSURD_FLUX = 1e30
+#: A flux this many standard deviations from the spectrum's median is masked as an outlier.
+OUTLIER_SIGMA = 1e5
+
+
+def _absurd_flux(flux, variance, valid):
+    """Valid pixels whose flux is a sentinel or absurdly many sigma from the median."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row with no valid pixel
+        sentinel = valid & (np.abs(flux) >= ABSURD_FLUX)
+        rest = valid & ~sentinel
+        centre = np.nanmedian(np.where(rest, flux, np.nan), axis=1)
+        far = np.abs(flux - np.nan_to_num(centre)[:, None]) > OUTLIER_SIGMA * np.sqrt(
+            np.where(rest, variance, np.inf))
+    return sentinel | (rest & far)
 
 
 def variance_from_uncertainty(values, uncertainty_type):
@@ -382,9 +410,9 @@ class _SpectralData:
             parts = [self.spectra(int(r), int(r) + 1) for r in rows]
             return SpectraBatch(0, rows.size, *(np.concatenate([getattr(p, name) for p in parts])
                                                 for name in ("flux", "variance", "valid",
-                                                             "bad_variance")))
+                                                             "bad_variance", "outliers")))
         return SpectraBatch(0, rows.size, span.flux[pick], span.variance[pick],
-                            span.valid[pick], span.bad_variance[pick])
+                            span.valid[pick], span.bad_variance[pick], span.outliers[pick])
 
     # -- specutils ------------------------------------------------------------
     def to_spectrum(self):

@@ -279,3 +279,40 @@ def test_bad_grid_limits_in_zgrid_and_on_the_command_line(capsys):
             zgrid(*args)
     assert main(["c.fits", "--zmin", "0.5", "--zmax", "0.1"]) == 1
     assert "must be larger" in error_line(capsys)
+
+
+@pytest.mark.parametrize("spike", [3e38, -3e38, "sigma"])
+def test_a_single_absurd_pixel_is_masked_and_flagged(small, spike):
+    """One pixel at FLT_MAX (or 1e6 sigma) would otherwise give a confident wrong z."""
+    cube, result = small
+    flux = cube.flux.value.copy()
+    sigma = np.sqrt(cube.uncertainty.represent_as(VarianceUncertainty).array)
+    y, x, pixel = 0, 1, 300
+    flux[pixel, y, x] = 1e6 * sigma[pixel, y, x] if spike == "sigma" else spike
+    spiked = MuseCube(cube.spectral_axis, flux * cube.flux.unit, cube.uncertainty,
+                      medium=cube.medium)
+    got = Correlator(TEMPLATE, Z).correlate(spiked, progress=False)
+    assert got.flags[y, x] & Flag.OUTLIER_PIXELS
+    assert not np.any(np.delete(got.flags.ravel(), y * 3 + x) & Flag.OUTLIER_PIXELS)
+    # the spaxel's answer is that of the spectrum without the pixel, to float precision
+    masked = flux.copy()
+    masked[pixel, y, x] = np.nan
+    reference = Correlator(TEMPLATE, Z).correlate(
+        MuseCube(cube.spectral_axis, masked * cube.flux.unit, cube.uncertainty,
+                 medium=cube.medium), progress=False)
+    assert abs(got.z_best[y, x] - reference.z_best[y, x]) < 1e-9
+    assert abs(got.z_best[y, x] - result.z_best[y, x]) < 2e-3
+
+
+def test_a_bright_line_pixel_is_not_an_outlier():
+    """Real MUSE spectra reach ~335 sigma at their brightest line (measured on the shared
+    spectra); a 3000-sigma pixel is kept."""
+    from muse_xcorr.spectra import SpectraBatch
+    rng = np.random.default_rng(0)
+    flux = rng.normal(size=(1, 500))
+    flux[0, 250] = 3000.0
+    batch = SpectraBatch.from_arrays(0, 1, flux, np.ones_like(flux))
+    assert batch.valid.all() and not batch.outliers.any()
+    flux[0, 250] = 2e5
+    batch = SpectraBatch.from_arrays(0, 1, flux, np.ones_like(flux))
+    assert not batch.valid[0, 250] and batch.valid.sum() == 499 and batch.outliers[0]

@@ -21,7 +21,7 @@ TDOSE = [f"TDOSE/tdose_spectrum_mxdf_{kind}.fits" for kind in (
     "aperture_0000005082", "gauss_0000005082", "modelimg_0000005082-0000005082",
     "aperture_0000006729", "gauss_0000006729", "modelimg_0000006729-0000006729")]
 #: Flags that do not make a redshift doubtful (a bad-variance pixel, partial coverage).
-HARMLESS = int(Flag.BAD_VARIANCE | Flag.LOW_COVERAGE)
+HARMLESS = int(Flag.BAD_VARIANCE | Flag.LOW_COVERAGE | Flag.OUTLIER_PIXELS)
 
 
 def _truth(shared_data):
