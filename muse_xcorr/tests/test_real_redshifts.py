@@ -9,7 +9,6 @@ spectra of one wavelength grid are correlated together as one cube.
 import warnings
 
 import numpy as np
-import pytest
 import astropy.units as u
 from astropy.nddata import VarianceUncertainty
 from astropy.table import Table
