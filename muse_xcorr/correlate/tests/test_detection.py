@@ -1,7 +1,6 @@
 """The detection significance: its null model, its calibration on noise, featureless data."""
 import numpy as np
 import pytest
-import astropy.units as u
 from astropy.nddata import VarianceUncertainty
 from scipy import stats
 
