@@ -337,7 +337,7 @@ class Redshift:
         Returns
         -------
         sigma_z : ndarray
-            Shaped like `z_best` (a float for one spectrum), dimensionless.
+            Shaped like ``z_best`` (a float for one spectrum), dimensionless.
             NaN where there is no peak or the method failed; those spaxels,
             and those where the estimate is doubtful, get ZERR_UNRELIABLE in
             `flags` (for the method computed last; each call sets it afresh).
@@ -375,7 +375,7 @@ class Redshift:
         Returns
         -------
         sigma_crb : ndarray
-            Shaped like `z_best`; NaN where there is no peak.
+            Shaped like ``z_best``; NaN where there is no peak.
         """
         from .errors.crb import estimate
 
