@@ -91,8 +91,10 @@ def run_methods(result, methods, n_samples, seed):
     """sigma_z of every method, the flags right after it, its cost in s per 1000 spaxels."""
     sigmas, flags, costs = {}, {}, {}
     for method in methods:
-        options = {"n_samples": n_samples, "seed": seed}
         name = method
+        # only the resampling methods take n_samples and seed (the others reject them)
+        options = {"n_samples": n_samples, "seed": seed} \
+            if method in ("montecarlo", "montecarlo(data)", "bootstrap") else {}
         if method == "montecarlo(data)":
             method, options["perturb"] = "montecarlo", "data"
         start = time.perf_counter()
