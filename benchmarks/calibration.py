@@ -37,11 +37,9 @@ import astropy.units as u
 import numpy as np
 
 from muse_xcorr import Correlator, datasets, zgrid
-from muse_xcorr.correlate import parabola_vertex
 from muse_xcorr.errors import crb as crb_module
-from muse_xcorr.errors._model import inverse_variance
-from muse_xcorr.errors._window import window_f
 from muse_xcorr.flags import Flag
+from muse_xcorr.statistics import parabola_vertex
 
 FLAGGED = Flag.AMBIGUOUS | Flag.ZERR_UNRELIABLE | Flag.EDGE | Flag.NEGATIVE_PEAK | \
     Flag.LOW_COVERAGE
@@ -68,22 +66,35 @@ def simulate(kind, snr_bins, n_per_bin, rng):
     return template, grid, cube, truth
 
 
-def true_crb(template, cube, truth):
-    """sigma_CRB at the true redshift and amplitude of every spaxel."""
-    batch = cube.spectra()
-    weights = inverse_variance(batch)
+def true_crb(result, template, cube, truth):
+    """sigma_CRB at the true redshift and amplitude of every spaxel.
+
+    Built as :func:`muse_xcorr.errors.crb.estimate` builds it (the template's
+    columns as they were correlated, dT/dz by a central difference, w = 1 / v),
+    but at the true z and with the simulated amplitude instead of the fitted
+    one, and for white noise (the simulated noise is white).
+    """
     z = truth["z"].ravel()
-    shape = template.matrix(cube.spectral_axis, z, medium=cube.medium).T
-    amplitude = truth["snr"].ravel() / np.sqrt(np.sum(shape ** 2 * weights, axis=1))
-    return crb_module.cramer_rao(template, cube, z, amplitude, weights)
+    # the amplitude make_cube gave each spectrum (matched-filter S/N of its raw model)
+    models = datasets.observed_models(template, cube.spectral_axis, z, medium=cube.medium)
+    weights = cube.spectra().inverse_variance()
+    amplitude = truth["snr"].ravel() / np.sqrt(np.sum(models ** 2 * weights, axis=1))
+    prepared = result.correlator.prepare(cube)[0]
+    step = crb_module.DERIVATIVE_STEP * (1 + z)
+    columns = prepared.columns_at(z)
+    slopes = (prepared.columns_at(z + step) - prepared.columns_at(z - step)) / \
+        (2 * step[None, :, None])
+    return crb_module.cramer_rao(columns, slopes, amplitude[:, None], weights)
 
 
 def run_methods(result, methods, n_samples, seed):
     """sigma_z of every method, the flags right after it, its cost in s per 1000 spaxels."""
     sigmas, flags, costs = {}, {}, {}
     for method in methods:
-        options = {"n_samples": n_samples, "seed": seed}
         name = method
+        # only the resampling methods take n_samples and seed (the others reject them)
+        options = {"n_samples": n_samples, "seed": seed} \
+            if method in ("montecarlo", "montecarlo(data)", "bootstrap") else {}
         if method == "montecarlo(data)":
             method, options["perturb"] = "montecarlo", "data"
         start = time.perf_counter()
@@ -91,7 +102,7 @@ def run_methods(result, methods, n_samples, seed):
         costs[name] = (time.perf_counter() - start) / result.n_spectra * 1000
         flags[name] = np.array(result.flags).ravel()  # ZERR_UNRELIABLE is per method
         if method == "montecarlo" and name == "montecarlo":
-            sigmas["montecarlo_p68"] = np.array(result.z_errors["montecarlo_p68"]).ravel()
+            sigmas["montecarlo_p68"] = np.array(result.flat("zerr_montecarlo_p68"), float)
             costs["montecarlo_p68"], flags["montecarlo_p68"] = costs[name], flags[name]
     return sigmas, flags, costs
 
@@ -162,9 +173,11 @@ def print_table(kind, weighting, snr_bins, sigmas, costs, dz, flags, crb):
 
 def independent_sampling_demo(result, truth, rows, rng, n_draws=400, half=10):
     """Argmax spread of f* drawn independently per z, vs with the full covariance."""
-    best = result._maps["best_index"][rows]
+    best = np.asarray(result.flat("best_index"))[rows]
     index = np.clip(best[:, None] + np.arange(-half, half + 1), 0, result.z.size - 1)
-    f, cov = window_f(result, index, rows, full_covariance=True)
+    f, cov, _ = result.correlator.window(result.data, rows,
+                                         np.asarray(result.flat("template_index"))[rows], index,
+                                         full_covariance=True, rho=result.noise_correlation)
     z_win = result.z[index]
     spreads = {}
     for label in ("independent", "covariance"):
@@ -178,7 +191,7 @@ def independent_sampling_demo(result, truth, rows, rng, n_draws=400, half=10):
         with np.errstate(invalid="ignore", divide="ignore"):
             z_star = _argmax_vertex(draws, z_win)
         spreads[label] = np.nanstd(z_star, axis=1)
-    dz = result._maps["z_best"][rows] - truth["z"].ravel()[rows]
+    dz = np.asarray(result.flat("z_best"))[rows] - truth["z"].ravel()[rows]
     return spreads, np.std(dz), f, cov
 
 
@@ -220,7 +233,7 @@ def main(argv=None):
                             exclusion=EXCLUSION[kind] * u.km / u.s).correlate(cube, progress=False)
         sigmas, flags, costs = run_methods(result, methods, args.samples, args.seed)
         dz = (np.asarray(result.z_best) - truth["z"]).reshape(len(snr_bins), n)
-        crb = true_crb(template, cube, truth).reshape(len(snr_bins), n)
+        crb = true_crb(result, template, cube, truth).reshape(len(snr_bins), n)
         print_table(kind, args.weighting, snr_bins, sigmas, costs, dz, flags, crb)
         if kind == "starforming":
             b = int(np.argmin(np.abs(np.asarray(snr_bins) - 20)))
