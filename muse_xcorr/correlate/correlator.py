@@ -41,6 +41,10 @@ SEARCHES = ("auto", "full", "coarse-to-fine")
 AUTO_FULL_LIMIT = 4000
 #: Spectra whose best fits measure the noise correlation of a larger data set first.
 NOISE_SAMPLE = 512
+#: Detection calibrations kept per correlator (the most recent).
+CALIBRATION_CACHE_SIZE = 8
+#: Noise correlations within this step of each other share a detection calibration.
+CALIBRATION_RHO_STEP = 0.05
 
 
 def _entries(templates):
@@ -547,8 +551,11 @@ class Correlator:
 
         The search run on ``n`` noise-only spectra with the variance and
         valid pixels of spectra of ``data`` and the noise correlation
-        ``rho`` (:mod:`muse_xcorr.correlate.detection`); cached per data grid
-        and noise correlation.
+        ``rho`` (:mod:`muse_xcorr.correlate.detection`); cached (the last
+        :data:`CALIBRATION_CACHE_SIZE`) per data grid, typical mask (pixels
+        valid in most spectra) and noise correlation rounded to
+        :data:`CALIBRATION_RHO_STEP`, so that spectra of one format
+        correlated one after another are calibrated once.
 
         Returns
         -------
@@ -559,18 +566,26 @@ class Correlator:
         prepared = self.prepare(data)
         grids = self._prepared[(data.spectral_axis.value.tobytes(), data.medium)][1]
         rho = as_correlation(rho)
-        key = (data.spectral_axis.value.tobytes(), data.medium, tuple(np.round(rho, 3)))
-        if key in self._calibrations:
-            return self._calibrations[key]
-        self._calibrations = {}
         n = NULL_SAMPLES if n is None else int(n)
         rng = np.random.default_rng(seed)
         total = data.n_spectra
         rows = np.sort(rng.choice(total, min(total, n), replace=False))
         source = data.spectra_at(rows)
         keep = source.valid.sum(1) >= self.min_pixels
+        # The null distribution depends on the grid, the masks and the noise correlation;
+        # the statistic is a chi2 in units of the variance, so spectra of one grid with
+        # the same typical mask and a correlation within CALIBRATION_RHO_STEP share it
+        # (a catalogue of spectra read one by one is calibrated once).
+        typical_mask = np.packbits(source.valid[keep].mean(axis=0) > 0.5).tobytes() \
+            if keep.any() else b""
+        key = (data.spectral_axis.value.tobytes(), data.medium, typical_mask, n, seed,
+               tuple(np.round(rho / CALIBRATION_RHO_STEP).astype(int)))
+        if key in self._calibrations:
+            return self._calibrations[key]
+        if len(self._calibrations) >= CALIBRATION_CACHE_SIZE:
+            self._calibrations.pop(next(iter(self._calibrations)))
         if not keep.any():
-            self._calibrations = {key: None}
+            self._calibrations[key] = None
             return None
         source = SpectraBatch(0, int(keep.sum()), *(getattr(source, name)[keep]
                                                     for name in ("flux", "variance", "valid",
@@ -586,7 +601,7 @@ class Correlator:
             candidates, _ = self._candidates(work, prepared, grids)
             statistic.append(_detection_statistic(work, candidates))
         calibration = DetectionCalibration(np.concatenate(statistic))
-        self._calibrations = {key: calibration}
+        self._calibrations[key] = calibration
         return calibration
 
     def assemble(self, data, parts, *, calibration=None):

@@ -82,3 +82,18 @@ def test_a_bright_featureless_continuum_is_no_confident_redshift(slope):
     result = Correlator(template, zgrid(0.3, 0.7, 2e-4)).correlate(cube, progress=False)
     assert np.all(result.flags & (Flag.LOW_SIGNIFICANCE | Flag.AMBIGUOUS))
     assert np.all(result.z_conf < 0.9) and np.median(result.z_conf) < 0.5
+
+
+def test_spectra_of_one_format_share_a_calibration_and_other_masks_do_not():
+    template = datasets.make_template("starforming")
+    correlator = Correlator(template, zgrid(0.3, 0.4, 5e-4))
+    a, _ = datasets.make_spectrum(template, z=0.35, snr=10, seed=1)
+    b, _ = datasets.make_spectrum(template, z=0.32, snr=20, seed=2)
+    first = correlator.detection_calibration(a, [0.30])
+    assert correlator.detection_calibration(b, [0.31]) is first     # same bucket of rho
+    assert correlator.detection_calibration(b, [0.50]) is not first
+    flux = b.flux.value.copy()
+    flux[1000:1400] = np.nan                                        # another mask
+    holed = type(b)(b.spectral_axis, flux * b.flux.unit, b.uncertainty, medium=b.medium)
+    other = correlator.detection_calibration(holed, [0.30])
+    assert other is not first and correlator.detection_calibration(a, [0.30]) is first
