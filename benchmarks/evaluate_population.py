@@ -42,6 +42,7 @@ import astropy.units as u
 from astropy.table import Table
 
 from muse_xcorr import Correlator, MuseCube
+from muse_xcorr.confidence import SUCCESS_TOLERANCE
 from muse_xcorr.datasets import muse_wavelength
 from muse_xcorr.flags import Flag, describe
 from muse_xcorr.population import CLASSES, FEATURE_GROUPS, make_population, rest_wavelength
@@ -52,7 +53,7 @@ UDF_CUBE = SHARED / "udf_mosaic_subcube.fits"
 
 #: Flags that do not say "do not trust this redshift"; every other one (new ones too) does.
 HARMLESS = Flag.LOW_COVERAGE | Flag.BAD_VARIANCE | Flag.OUTLIER_PIXELS
-SUCCESS, CATASTROPHIC = 2e-3, 1e-2
+SUCCESS, CATASTROPHIC = SUCCESS_TOLERANCE, 1e-2
 SNR_BINS = ((3, 5), (5, 8), (8, 15), (15, 50))
 TARGETS = (("right among unflagged", "purity", 0.97),
            ("wrong ones flagged", "wrong_flagged", 0.95),

@@ -17,7 +17,7 @@ import astropy.units as u
 
 from ..flags import Flag
 from ..grid import as_zgrid, default_zgrid
-from ..spectra import SpectraBatch, as_spectral_data
+from ..spectra import as_spectral_data
 from ..templates import Template
 from ..templates.composite import CompositeTemplate, as_components
 from ..templates.continuum import DEFAULT_WINDOW, NothingLeftError, continuum_subtraction
@@ -587,15 +587,10 @@ class Correlator:
         if not keep.any():
             self._calibrations[key] = None
             return None
-        source = SpectraBatch(0, int(keep.sum()), *(getattr(source, name)[keep]
-                                                    for name in ("flux", "variance", "valid",
-                                                                 "bad_variance")))
-        null = null_spectra(source, n, rho, rng)
+        null = null_spectra(source.take(keep), n, rho, rng)
         statistic = []
         for first in range(0, n, self.batch_size):
-            part = SpectraBatch(0, min(n, first + self.batch_size) - first,
-                                *(getattr(null, name)[first:first + self.batch_size]
-                                  for name in ("flux", "variance", "valid", "bad_variance")))
+            part = null.take(slice(first, first + self.batch_size))
             work = WorkingBatch(part, self.weighting, self.continuum, data.spectral_axis,
                                 self.min_pixels, rho=rho)
             candidates, _ = self._candidates(work, prepared, grids)

@@ -153,6 +153,20 @@ class SpectraBatch:
         return cls(start, stop, np.where(valid, flux, 0.0), np.where(valid, variance, 0.0),
                    valid, bad_variance, np.any(absurd, axis=1))
 
+    #: The per-spectrum arrays, in the constructor's order.
+    FIELDS = ("flux", "variance", "valid", "bad_variance", "outliers")
+
+    def take(self, pick):
+        """The spectra ``pick`` (indices, a boolean mask or a slice) as a batch from 0."""
+        arrays = [getattr(self, name)[pick] for name in self.FIELDS]
+        return SpectraBatch(0, len(arrays[0]), *arrays)
+
+    @classmethod
+    def concatenate(cls, batches):
+        """Several batches, one after another, as one batch from 0."""
+        arrays = [np.concatenate([getattr(b, name) for b in batches]) for name in cls.FIELDS]
+        return cls(0, len(arrays[0]), *arrays)
+
     def __len__(self):
         return self.stop - self.start
 
@@ -407,12 +421,8 @@ class _SpectralData:
             span = self.spectra(first, last)
             pick = rows - first
         else:
-            parts = [self.spectra(int(r), int(r) + 1) for r in rows]
-            return SpectraBatch(0, rows.size, *(np.concatenate([getattr(p, name) for p in parts])
-                                                for name in ("flux", "variance", "valid",
-                                                             "bad_variance", "outliers")))
-        return SpectraBatch(0, rows.size, span.flux[pick], span.variance[pick],
-                            span.valid[pick], span.bad_variance[pick], span.outliers[pick])
+            return SpectraBatch.concatenate([self.spectra(int(r), int(r) + 1) for r in rows])
+        return span.take(pick)
 
     # -- specutils ------------------------------------------------------------
     def to_spectrum(self):
