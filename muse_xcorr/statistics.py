@@ -20,7 +20,7 @@ in the q metric: ``<x, y> = sum_j q_j x_j y_j``.
 """
 import numpy as np
 
-__all__ = ["correlation", "chi2_from_f", "ml_amplitude", "first_order_variance",
+__all__ = ["row_median", "correlation", "chi2_from_f", "ml_amplitude", "first_order_variance",
            "second_order_term", "parabola_vertex", "refine_on_grid", "weighted_chi2",
            "likelihood_pdf"]
 
@@ -230,3 +230,32 @@ def likelihood_pdf(z, chi2):
     likelihood = np.exp(-0.5 * (chi2 - np.nanmin(chi2)))
     likelihood = np.where(np.isfinite(likelihood), likelihood, 0.0)
     return likelihood / np.trapezoid(likelihood, z)
+
+
+def row_median(values, keep=None):
+    """The median of each row's kept values (NaN for a row with none).
+
+    By one sort of the rows (the values left out placed last) and the middle
+    of the kept ones: ``np.nanmedian`` loops over rows in Python when they
+    hold NaN, and goes through masked arrays for small ones, 10 to 100
+    times slower.
+
+    Parameters
+    ----------
+    values : ndarray (n, m)
+    keep : ndarray of bool (n, m), optional
+        Default: the non-NaN values.
+
+    Returns
+    -------
+    median : ndarray (n,)
+    """
+    values = np.asarray(values, dtype=float)
+    keep = ~np.isnan(values) if keep is None else np.asarray(keep, bool)
+    ordered = np.sort(np.where(keep, values, np.inf), axis=1)
+    count = keep.sum(axis=1)
+    low = np.maximum((count - 1) // 2, 0)[:, None]
+    high = np.minimum(count // 2, values.shape[1] - 1)[:, None]
+    median = 0.5 * (np.take_along_axis(ordered, low, axis=1) +
+                    np.take_along_axis(ordered, high, axis=1))[:, 0]
+    return np.where(count > 0, median, np.nan)

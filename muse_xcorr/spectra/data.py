@@ -16,6 +16,7 @@ from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertain
 
 from ..units import as_angstrom, check_medium, medium_from_ctype, resolve_medium
 from ..io.spectrum1d import zero_run_mask
+from ..statistics import row_median
 
 __all__ = ["MuseSpectrum", "MuseCube", "SpectraBatch", "DaskQuantity", "as_spectral_data",
            "VARIANCE_FLOOR"]
@@ -141,10 +142,7 @@ class SpectraBatch:
             usable &= ~np.asarray(mask, bool)
         good_variance = np.isfinite(variance) & (variance > 0)
         if good_variance.any():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a row with no valid pixel
-                typical = np.nanmedian(np.where(usable & good_variance, variance, np.nan),
-                                       axis=1)
+            typical = row_median(variance, usable & good_variance)
             good_variance &= ~(variance < VARIANCE_FLOOR * np.nan_to_num(typical)[:, None])
         valid = usable & good_variance
         bad_variance = np.any(usable & ~good_variance, axis=1)
@@ -191,7 +189,7 @@ def _absurd_flux(flux, variance, valid):
         warnings.simplefilter("ignore", RuntimeWarning)  # a row with no valid pixel
         sentinel = valid & (np.abs(flux) >= ABSURD_FLUX)
         rest = valid & ~sentinel
-        centre = np.nanmedian(np.where(rest, flux, np.nan), axis=1)
+        centre = row_median(flux, rest)
         far = np.abs(flux - np.nan_to_num(centre)[:, None]) > OUTLIER_SIGMA * np.sqrt(
             np.where(rest, variance, np.inf))
     return sentinel | (rest & far)

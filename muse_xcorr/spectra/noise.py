@@ -50,12 +50,23 @@ def banded_inner(x, y, rho):
     -------
     inner : ndarray (...)
     """
-    out = np.sum(x * y, axis=-1)
-    for lag, coefficient in enumerate(rho, start=1):
-        if coefficient == 0 or lag >= x.shape[-1]:
-            continue
-        out = out + coefficient * (np.sum(x[..., :-lag] * y[..., lag:], axis=-1) +
-                                   np.sum(x[..., lag:] * y[..., :-lag], axis=-1))
+    x, y = np.asarray(x), np.asarray(y)
+    n_pixel = x.shape[-1]
+    lags = [(lag, c) for lag, c in enumerate(rho, start=1) if c != 0 and lag < n_pixel]
+    if lags and x.size != y.size:
+        # R applied once to the smaller operand (broadcast against the larger), then one
+        # inner product: no temporary of the broadcast shape
+        small, large = (x, y) if x.size < y.size else (y, x)
+        banded = small.astype(np.result_type(small, float), copy=True)
+        for lag, coefficient in lags:
+            banded[..., :-lag] += coefficient * small[..., lag:]
+            banded[..., lag:] += coefficient * small[..., :-lag]
+        return np.einsum("...p,...p->...", *np.broadcast_arrays(large, banded))
+    x, y = np.broadcast_arrays(x, y)
+    out = np.einsum("...p,...p->...", x, y)
+    for lag, coefficient in lags:
+        out = out + coefficient * (np.einsum("...p,...p->...", x[..., :-lag], y[..., lag:]) +
+                                   np.einsum("...p,...p->...", x[..., lag:], y[..., :-lag]))
     return out
 
 

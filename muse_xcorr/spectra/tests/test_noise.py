@@ -1,0 +1,58 @@
+"""The banded quadratic forms of the noise correlation and the row median, against
+independent float64 references (a dense correlation matrix, numpy.median)."""
+import numpy as np
+import pytest
+
+from muse_xcorr.spectra.noise import banded_inner
+
+
+def _dense_band(n_pixel, rho):
+    """R with 1 on the diagonal and rho_l on the l-th off-diagonals, as a dense matrix."""
+    matrix = np.eye(n_pixel)
+    for lag, coefficient in enumerate(rho, start=1):
+        matrix += coefficient * (np.eye(n_pixel, k=lag) + np.eye(n_pixel, k=-lag))
+    return matrix
+
+
+@pytest.mark.parametrize("shapes", [((4, 3, 40), (4, 3, 40)),   # same shape
+                                    ((4, 3, 40), (4, 1, 40)),   # y broadcast
+                                    ((4, 1, 40), (4, 3, 40)),   # x broadcast
+                                    ((1, 3, 40), (4, 1, 40))])  # both broadcast
+@pytest.mark.parametrize("rho", [[], [0.4], [0.35, 0.1, 0.0, 0.02]])
+def test_banded_inner_matches_dense_correlation_matrix(shapes, rho):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=shapes[0])
+    y = rng.normal(size=shapes[1])
+    x[..., 7] = 0.0   # an invalid pixel drops out of every pair
+    dense = np.einsum("...j,jk,...k->...", *np.broadcast_arrays(x, y)[:1],
+                      _dense_band(40, rho), np.broadcast_arrays(x, y)[1])
+    got = banded_inner(x, y, np.asarray(rho, dtype=float))
+    assert got.shape == np.broadcast_shapes(shapes[0][:-1], shapes[1][:-1])
+    np.testing.assert_allclose(got, dense, rtol=1e-12, atol=1e-12)
+
+
+def test_banded_inner_leaves_its_inputs_alone():
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(3, 2, 30)), rng.normal(size=(3, 1, 30))
+    x0, y0 = x.copy(), y.copy()
+    banded_inner(x, y, np.array([0.3, 0.1]))
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(y, y0)
+
+
+def test_row_median_of_kept_values_matches_numpy():
+    from muse_xcorr.statistics import row_median
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(60, 41))
+    keep = rng.random(values.shape) < 0.6
+    keep[0] = False                   # nothing kept: NaN
+    keep[1] = False
+    keep[1, 5] = True                 # one value
+    keep[2] = True                    # all, odd count
+    keep[3, :40] = True               # even count
+    keep[3, 40] = False
+    expected = np.array([np.median(v[k]) if k.any() else np.nan for v, k in zip(values, keep)])
+    np.testing.assert_allclose(row_median(values, keep), expected, rtol=0, atol=0)
+    with_nan = np.where(keep, values, np.nan)   # default: the non-NaN values
+    np.testing.assert_allclose(row_median(with_nan), expected, rtol=0, atol=0)
