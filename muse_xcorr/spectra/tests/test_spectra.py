@@ -166,4 +166,3 @@ def test_from_spectral_cube_with_variance_cube():
     batch = data.spectra()
     np.testing.assert_allclose(batch.flux, FLUX.reshape(12, 80))
     np.testing.assert_allclose(batch.variance, SIGMA.reshape(12, 80) ** 2)
-
