@@ -29,6 +29,7 @@ class Flag(enum.IntFlag):
     FEW_PIXELS = 128
     LOW_SIGNIFICANCE = 256
     OUTLIER_PIXELS = 512
+    SKY_RESIDUAL = 1024
 
 
 #: What each flag means, in words.
@@ -56,6 +57,11 @@ MEANING = {
     Flag.OUTLIER_PIXELS: "Some otherwise valid pixels had an absurd flux (a sentinel of at "
                          "least 1e30, or more than 1e5 sigma from the spectrum's median); "
                          "they were masked and the spaxel was processed without them.",
+    Flag.SKY_RESIDUAL: "The detection rests on bright sky-line pixels (variance above twice "
+                       "its running median): without them the best candidate's chi2 "
+                       "improvement is no longer significant at max_fap (sky_share is the "
+                       "part of it from those pixels). A sky-subtraction residual can mimic "
+                       "a line; the spectrum cannot tell them apart.",
 }
 
 

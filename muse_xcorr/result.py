@@ -22,8 +22,8 @@ __all__ = ["Redshift"]
 
 #: The maps the correlator stores, in the order they are written and tabulated.
 STORED_MAPS = ("z_best", "f_best", "sigma_f_best", "chi2_best", "flags", "template_index",
-               "significance", "fap", "detection_chi2", "best_index", "coverage", "n_valid",
-               "norm2", "f_max", "f_min")
+               "significance", "fap", "detection_chi2", "sky_share", "best_index", "coverage",
+               "n_valid", "norm2", "f_max", "f_min")
 #: The maps computed from the stored ones and the candidates.
 DERIVED_MAPS = ("snr", "delta_chi2", "z_second", "f_second", "chi2_second", "z_conf")
 #: Per-candidate arrays, (n_spectra, n_candidates) each (``amplitudes``: one more axis).
@@ -78,6 +78,10 @@ class Redshift:
         every template, and that as a one-sided Gaussian significance
         (:mod:`muse_xcorr.correlate.detection`); LOW_SIGNIFICANCE above the
         correlator's ``max_fap``.
+    ``sky_share``
+        The part of the best candidate's chi2 improvement that comes from
+        bright sky-line pixels (:mod:`muse_xcorr.correlate.sky`);
+        SKY_RESIDUAL where the rest of it is no detection.
     ``coverage``, ``n_valid``, ``norm2``
         Fraction of the valid pixels the best template covers at z_best;
         valid pixels; ``sum d^2 / v`` over them (the chi2 of no model).

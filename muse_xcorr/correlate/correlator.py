@@ -27,6 +27,7 @@ from ..units import velocity_to_dlnz
 from ..backend import _tensorflow as backend
 from .candidates import hypothesis_centres, scaled_delta, select_candidates
 from .detection import DetectionCalibration, null_sample_size, null_spectra
+from .sky import sky_pixels, sky_share
 from .memory import check_memory
 from .model import Evaluation, PreparedTemplate, WorkingBatch, evaluate, window_covariance
 from .search import SearchGrid, refine, window_best
@@ -488,10 +489,13 @@ class Correlator:
             work = WorkingBatch(batch, self.weighting, self.continuum, data.spectral_axis,
                                 self.min_pixels, rho=rho)
             candidates, extrema = self._candidates(work, prepared, grids)
-            out.store(work, candidates, extrema, prepared, self)
+            whitened, fitted = _best_residuals(work, prepared, candidates)
+            share = sky_share(work.flux * np.sqrt(work.w), whitened, fitted,
+                              sky_pixels(work.variance, work.valid, work.flux))
+            out.store(work, candidates, extrema, prepared, self, sky=share)
             if out.curves is not None:
                 out.store_curves(work, prepared, self)
-            residuals.add(*_best_residuals(work, prepared, candidates))
+            residuals.add(whitened, fitted)
         return Part(start, stop, out.maps, out.candidates, out.curves, rho=rho,
                     residuals=residuals)
 
@@ -542,7 +546,7 @@ class Correlator:
                 candidates[name][rows] = value
             extrema = np.broadcast_to(np.stack([maps["f_max"][rows], maps["f_min"][rows]],
                                                axis=1), (len(prepared), stop - first, 2))
-            out.store(work, chosen, extrema, prepared, self)
+            out.store(work, chosen, extrema, prepared, self, sky=maps["sky_share"][rows])
         return Part(part.start, part.stop, out.maps, out.candidates, part.curves, rho=rho,
                     residuals=part.residuals)
 
@@ -660,9 +664,15 @@ class Correlator:
             maps["significance"] = calibration.significance(maps["detection_chi2"])
             meta.update(detection_n_eff=float(calibration.n_eff),
                         detection_dof=int(calibration.dof))
-        weak = (maps["template_index"] >= 0) & ~(maps["fap"] <= self.max_fap)
-        maps["flags"] = np.where(weak, maps["flags"] | int(Flag.LOW_SIGNIFICANCE),
-                                 maps["flags"]).astype(maps["flags"].dtype)
+        has = maps["template_index"] >= 0
+        weak = has & ~(maps["fap"] <= self.max_fap)
+        flags = np.where(weak, maps["flags"] | int(Flag.LOW_SIGNIFICANCE), maps["flags"])
+        if calibration is not None:
+            # the improvement without the bright sky-line pixels must be a detection too
+            clean = maps["detection_chi2"] * (1.0 - np.nan_to_num(maps["sky_share"]))
+            on_sky = has & ~weak & ~(calibration.fap(clean) <= self.max_fap)
+            flags = np.where(on_sky, flags | int(Flag.SKY_RESIDUAL), flags)
+        maps["flags"] = flags.astype(maps["flags"].dtype)
         meta.update(max_fap=self.max_fap)
         return Redshift(maps, joined("candidates"), z=self.z,
                         spatial_shape=data.spatial_shape, correlator=self, data=data, meta=meta,
@@ -1040,7 +1050,7 @@ class _Outputs:
             store[name] = np.full(shape, fill, dtype=value.dtype)
         store[name][rows] = value
 
-    def store(self, work, candidates, extrema, prepared, correlator):
+    def store(self, work, candidates, extrema, prepared, correlator, sky=None):
         rows = slice(work.start - self.offset, work.stop - self.offset)
         n = len(work)
         best = candidates["template"][:, 0]
@@ -1081,7 +1091,8 @@ class _Outputs:
                 "chi2_best": candidates["chi2"][:, 0], "norm2": work.norm2_w,
                 "coverage": np.where(has, coverage, np.nan), "n_valid": work.n_valid,
                 "f_max": highest, "f_min": lowest, "flags": flags,
-                "detection_chi2": _detection_statistic(work, candidates)}
+                "detection_chi2": _detection_statistic(work, candidates),
+                "sky_share": np.full(n, np.nan) if sky is None else np.asarray(sky, float)}
         for name, value in maps.items():
             self._put(self.maps, name, rows, value)
         for name, value in candidates.items():

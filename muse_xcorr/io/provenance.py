@@ -35,6 +35,7 @@ MAP_DESCRIPTIONS = {
     "fap": ("", "false-alarm probability of the best candidate, whole grid"),
     "significance": ("", "fap as a one-sided Gaussian significance (sigma)"),
     "detection_chi2": ("", "chi2 gain of the best candidate over no signal"),
+    "sky_share": ("", "part of detection_chi2 from bright sky-line pixels"),
     "flags": ("", "bit flags, see the FLAGn keywords"),
     "template_index": ("", "index of the best template (TEMPLn), -1: none"),
     "best_index": ("", "grid index of the best sample (ZGRID), -1: none"),
