@@ -556,12 +556,13 @@ def noise_gram(u, rho):
     ``Cov(<n, v_a>, <n, v_b>)`` for noise of the data's variance and
     correlation R is the returned matrix.
     """
-    gram = np.einsum("rkp,rlp->rkl", u, u)
+    # batched BLAS products (np.einsum does not use BLAS here: 6x slower)
+    gram = np.matmul(u, np.swapaxes(u, -1, -2))
     for lag, coefficient in enumerate(rho, start=1):
         if coefficient == 0 or lag >= u.shape[-1]:
             continue
-        shifted = np.einsum("rkp,rlp->rkl", u[..., :-lag], u[..., lag:])
-        gram = gram + coefficient * (shifted + np.swapaxes(shifted, 1, 2))
+        shifted = np.matmul(u[..., :-lag], np.swapaxes(u[..., lag:], -1, -2))
+        gram = gram + coefficient * (shifted + np.swapaxes(shifted, -1, -2))
     return gram
 
 

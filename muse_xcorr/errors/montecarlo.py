@@ -57,7 +57,7 @@ def estimate(result, *, window=DEFAULT_WINDOW, n_samples=200, seed=None, perturb
 
     def sample(work, model, vectors, n, rng):
         base = model if perturb == "model" else work.flux
-        mean = np.einsum("nvp,np->nv", vectors, work.q * base)
+        mean = np.matmul(vectors, (work.q * base)[..., None])[..., 0]
         cov = noise_gram(vectors * work.sigma_q[:, None, :], work.rho)
         draws = rng.standard_normal((mean.shape[0], n, mean.shape[1]))
         return mean[:, None, :] + draws @ np.swapaxes(matrix_root(cov), 1, 2)

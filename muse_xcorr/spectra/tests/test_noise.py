@@ -56,3 +56,14 @@ def test_row_median_of_kept_values_matches_numpy():
     np.testing.assert_allclose(row_median(values, keep), expected, rtol=0, atol=0)
     with_nan = np.where(keep, values, np.nan)   # default: the non-NaN values
     np.testing.assert_allclose(row_median(with_nan), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("rho", [[], [0.45, 0.12, 0.0, 0.01]])
+def test_noise_gram_is_u_r_u_transpose(rho):
+    from muse_xcorr.correlate.model import noise_gram
+
+    rng = np.random.default_rng(8)
+    u = rng.normal(size=(3, 5, 50))
+    dense = np.einsum("rkp,pq,rlq->rkl", u, _dense_band(50, rho), u)
+    np.testing.assert_allclose(noise_gram(u, np.asarray(rho, dtype=float)), dense,
+                               rtol=1e-12, atol=1e-12)
