@@ -1,5 +1,6 @@
 """Test configuration: the pytest-astropy header, and the path to ../shared/data."""
 import os
+import tempfile
 import pathlib
 
 import pytest
@@ -10,6 +11,9 @@ except ImportError:  # pragma: no cover
     PYTEST_HEADER_MODULES, TESTED_VERSIONS = {}, {}
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# detection calibrations stored on disk go to a directory of this test session, never to the
+# user's astropy cache (muse_xcorr.correlate.calibration_store)
+os.environ.setdefault("MUSE_XCORR_CACHE_DIR", tempfile.mkdtemp(prefix="muse_xcorr_cache_"))
 
 
 def pytest_configure(config):

@@ -26,6 +26,7 @@ from ..spectra.noise import ResidualCorrelation, as_correlation
 from ..units import velocity_to_dlnz
 from ..backend import _tensorflow as backend
 from .candidates import hypothesis_centres, scaled_delta, select_candidates
+from .calibration_store import calibration_key, load_null, save_null
 from .detection import DetectionCalibration, null_sample_size, null_spectra
 from .sky import sky_pixels, sky_share
 from .memory import check_memory
@@ -559,7 +560,8 @@ class Correlator:
         correlation ``rho`` (:mod:`muse_xcorr.correlate.detection`), without
         the line-confusion hypotheses (they move the statistic of ~4 % of
         noise spectra, the fitted number of trials by ~2 %, and cost as much
-        as the rest of the search); cached (the last
+        as the rest of the search); stored on disk for later processes
+        (:mod:`muse_xcorr.correlate.calibration_store`) and cached (the last
         :data:`CALIBRATION_CACHE_SIZE`) per data grid, typical mask (pixels
         valid in most spectra) and noise correlation rounded to
         :data:`CALIBRATION_RHO_STEP`, so that spectra of one format
@@ -595,15 +597,20 @@ class Correlator:
         if not keep.any():
             self._calibrations[key] = None
             return None
-        null = null_spectra(source.take(keep), n, rho, rng)
-        statistic = []
-        for first in range(0, n, self.batch_size):
-            part = null.take(slice(first, first + self.batch_size))
-            work = WorkingBatch(part, self.weighting, self.continuum, data.spectral_axis,
-                                self.min_pixels, rho=rho)
-            candidates, _ = self._candidates(work, prepared, grids, hypotheses=False)
-            statistic.append(_detection_statistic(work, candidates))
-        calibration = DetectionCalibration(np.concatenate(statistic))
+        digest = calibration_key(self, key)
+        statistic = load_null(digest)   # an earlier process's (calibration_store)
+        if statistic is None:
+            null = null_spectra(source.take(keep), n, rho, rng)
+            parts = []
+            for first in range(0, n, self.batch_size):
+                part = null.take(slice(first, first + self.batch_size))
+                work = WorkingBatch(part, self.weighting, self.continuum, data.spectral_axis,
+                                    self.min_pixels, rho=rho)
+                candidates, _ = self._candidates(work, prepared, grids, hypotheses=False)
+                parts.append(_detection_statistic(work, candidates))
+            statistic = np.concatenate(parts)
+            save_null(digest, statistic)
+        calibration = DetectionCalibration(statistic)
         self._calibrations[key] = calibration
         return calibration
 
