@@ -352,8 +352,11 @@ class Correlator:
         bar = _progress_bar(data.n_spectra, progress)
         try:
             for start in range(0, data.n_spectra, self.batch_size):
+                # without a noise correlation yet (few spectra), the parts keep their
+                # working batches for finish (not read and continuum-subtracted twice)
                 parts.append(self.correlate_rows(data, start, start + self.batch_size,
-                                                 rho=() if noise is None else noise))
+                                                 rho=() if noise is None else noise,
+                                                 keep_work=noise is None))
                 bar.update(parts[-1].stop - parts[-1].start)
         finally:
             bar.close()
@@ -451,7 +454,7 @@ class Correlator:
             pooled.add(*_best_residuals(work, prepared, candidates))
         return pooled.rho()
 
-    def correlate_rows(self, data, start, stop, *, rho=None):
+    def correlate_rows(self, data, start, stop, *, rho=None, keep_work=False):
         """Correlate the spectra ``start:stop`` (flat spaxel indices) of ``data``.
 
         The unit of work of a distributed or resumable run: parts computed
@@ -467,6 +470,10 @@ class Correlator:
             The noise correlation (:meth:`noise_correlation_of`); default the
             correlator's own when it is given, else white noise. A
             distributed run measures it once and gives it to every part.
+        keep_work : bool
+            Keep the working batches on the part (``Part.work``, not part of
+            :meth:`Part.to_arrays`), so that :meth:`finish` does not read and
+            prepare the spectra again.
 
         Returns
         -------
@@ -485,10 +492,13 @@ class Correlator:
         out = _Outputs(start, stop, self.n_candidates, self.max_components,
                        self.z.size if self.keep_ccf else 0)
         residuals = ResidualCorrelation()
+        kept = {}
         for first in range(start, stop, self.batch_size):
             batch = data.spectra(first, min(first + self.batch_size, stop))
             work = WorkingBatch(batch, self.weighting, self.continuum, data.spectral_axis,
                                 self.min_pixels, rho=rho)
+            if keep_work:
+                kept[first] = work
             candidates, extrema = self._candidates(work, prepared, grids)
             whitened, fitted = _best_residuals(work, prepared, candidates)
             share = sky_share(work.flux * np.sqrt(work.w), whitened, fitted,
@@ -498,7 +508,7 @@ class Correlator:
                 out.store_curves(work, prepared, self)
             residuals.add(whitened, fitted)
         return Part(start, stop, out.maps, out.candidates, out.curves, rho=rho,
-                    residuals=residuals)
+                    residuals=residuals, work=kept or None)
 
     def finish(self, data, part, rho):
         """A part with its variances, delta_chi2 and flags recomputed for a noise correlation.
@@ -526,8 +536,10 @@ class Correlator:
         for first in range(part.start, part.stop, self.batch_size):
             stop = min(first + self.batch_size, part.stop)
             rows = slice(first - part.start, stop - part.start)
-            work = WorkingBatch(data.spectra(first, stop), self.weighting, self.continuum,
-                                data.spectral_axis, self.min_pixels, rho=rho)
+            kept = (part.work or {}).get(first)
+            work = kept.with_correlation(rho) if kept is not None and kept.stop == stop else \
+                WorkingBatch(data.spectra(first, stop), self.weighting, self.continuum,
+                             data.spectral_axis, self.min_pixels, rho=rho)
             chosen = {name: value[rows] for name, value in candidates.items()}
             template, index = chosen["template"], chosen["index"]
             for t in np.unique(template[template >= 0]):
@@ -970,13 +982,18 @@ class Part:
         The noise correlation its variances were computed with.
     residuals : `~muse_xcorr.spectra.noise.ResidualCorrelation`
         The autocorrelation sums of its best fits' residuals.
+    work : dict or None
+        Its working batches by first row (``correlate_rows(keep_work=True)``),
+        for :meth:`Correlator.finish`; never saved or sent.
     """
 
-    def __init__(self, start, stop, maps, candidates, curves=None, *, rho=(), residuals=None):
+    def __init__(self, start, stop, maps, candidates, curves=None, *, rho=(), residuals=None,
+                 work=None):
         self.start, self.stop = int(start), int(stop)
         self.maps, self.candidates, self.curves = maps, candidates, curves
         self.rho = as_correlation(rho)
         self.residuals = residuals if residuals is not None else ResidualCorrelation()
+        self.work = work
 
     def __repr__(self):
         return f"<Part of spectra {self.start}:{self.stop}>"

@@ -98,14 +98,25 @@ class WorkingBatch:
             np.einsum("ij,ij,ij->i", self.w, self.flux, self.flux)
         # sigma q: a pixel's term of a sum over the metric has the noise sigma q x; the
         # variances of sums are quadratic forms of sigma q x with the noise correlation R
-        self.rho = as_correlation(rho)
         self.sigma_q = np.sqrt(self.variance) * self.q
         self.vq2 = self.sigma_q * self.sigma_q
+        self._correlate_noise(rho)
+        self.skipped = (self.n_valid < max(int(min_pixels), 1)) | ~(self.norm2 > 0)
+
+    def _correlate_noise(self, rho):
+        """Set the noise correlation and the sums that depend on it."""
+        self.rho = as_correlation(rho)
         # Var(||n||^2) / 2 in the metric: sum (v q)^2, and the terms of the correlated pairs
         vq = self.variance * self.q
         self.sum_v2 = banded_inner(vq, vq, self.rho ** 2)
         self.r = banded_inner(self.sigma_q * self.flux, self.sigma_q * self.flux, self.rho)
-        self.skipped = (self.n_valid < max(int(min_pixels), 1)) | ~(self.norm2 > 0)
+
+    def with_correlation(self, rho):
+        """The same batch for another noise correlation (the data are not read again)."""
+        out = object.__new__(WorkingBatch)
+        out.__dict__.update(self.__dict__)
+        out._correlate_noise(rho)
+        return out
 
     def __len__(self):
         return self.flux.shape[0]

@@ -357,3 +357,35 @@ def test_parts_in_any_order_assemble_to_the_whole():
         correlator.assemble(cube, parts[:2])
     with pytest.raises(ValueError, match="outside"):
         correlator.correlate_rows(cube, -1, 3)
+
+
+def test_working_batches_kept_for_the_noise_pass_give_the_same_result():
+    # correlate() keeps the working batches of a small data set for the second pass with
+    # the measured noise correlation; parts computed without them (as on a cluster or from
+    # checkpoints) must give exactly the same maps and candidates
+    from muse_xcorr.correlate.model import WorkingBatch
+
+    from muse_xcorr.population import make_population
+
+    template = datasets.make_template("starforming")
+    cube = make_population(15, seed=21, classes="oii", snr=(6.0, 30.0),
+                           correlated_noise=(0.3, 0.4))[0]
+    correlator = Correlator(template, zgrid(0.2, 1.5, 2e-4), batch_size=4)
+    direct = correlator.correlate(cube, progress=False)
+    parts = [correlator.correlate_rows(cube, start, start + 4)
+             for start in range(0, cube.n_spectra, 4)]
+    assert all(part.work is None for part in parts)
+    rebuilt = correlator.assemble(cube, correlator.complete(cube, parts, None))
+    assert direct.noise_correlation[0] > 0.2     # the second pass did run with a correlation
+    for name in direct.map_names:
+        np.testing.assert_array_equal(direct.map(name), rebuilt.map(name), err_msg=name)
+    np.testing.assert_array_equal(direct.candidates("sigma_f"), rebuilt.candidates("sigma_f"))
+    # and with_correlation is a batch built for that correlation from the start
+    batch = cube.spectra_at(np.arange(4))
+    rho = direct.noise_correlation
+    white = WorkingBatch(batch, "inverse_variance", correlator.continuum, cube.spectral_axis,
+                         10).with_correlation(rho)
+    fresh = WorkingBatch(batch, "inverse_variance", correlator.continuum, cube.spectral_axis,
+                         10, rho=rho)
+    for name in ("sum_v2", "r", "rho", "flux", "w"):
+        np.testing.assert_array_equal(getattr(white, name), getattr(fresh, name), err_msg=name)
