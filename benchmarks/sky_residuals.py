@@ -27,7 +27,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    from evaluate_population import real_variances
+    from evaluate_population import HARMLESS, real_variances
     from muse_xcorr import Correlator, datasets
     from muse_xcorr.flags import Flag
     from muse_xcorr.population import make_population
@@ -51,13 +51,12 @@ def main(argv=None):
                                              for t in (0.01, 0.05, 0.1, 0.3)))
     detected = fap <= correlator.max_fap
     sky = (flags & Flag.SKY_RESIDUAL) != 0
-    doubt = (flags & ~(Flag.LOW_COVERAGE | Flag.BAD_VARIANCE | Flag.OUTLIER_PIXELS)) != 0
+    doubt = (flags & ~int(HARMLESS)) != 0
     print(f"below max_fap={correlator.max_fap}: {detected.sum()}; of them SKY_RESIDUAL "
           f"{np.sum(detected & sky)}, any doubting flag {np.sum(detected & doubt)}, "
           f"no doubting flag {np.sum(detected & ~doubt)} (false detections "
           f"{np.mean(detected & ~doubt):.3f} of all)")
-    other = (flags & ~(Flag.LOW_COVERAGE | Flag.BAD_VARIANCE | Flag.OUTLIER_PIXELS |
-                       Flag.SKY_RESIDUAL)) != 0
+    other = (flags & ~int(HARMLESS | Flag.SKY_RESIDUAL)) != 0
     print(f"  without SKY_RESIDUAL, {np.sum(detected & ~other)} of them would have had no "
           f"doubting flag")
 

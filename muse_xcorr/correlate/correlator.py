@@ -1074,7 +1074,7 @@ class _Outputs:
             store[name] = np.full(shape, fill, dtype=value.dtype)
         store[name][rows] = value
 
-    def store(self, work, candidates, extrema, prepared, correlator, sky=None):
+    def store(self, work, candidates, extrema, prepared, correlator, sky):
         rows = slice(work.start - self.offset, work.stop - self.offset)
         n = len(work)
         best = candidates["template"][:, 0]
@@ -1116,7 +1116,7 @@ class _Outputs:
                 "coverage": np.where(has, coverage, np.nan), "n_valid": work.n_valid,
                 "f_max": highest, "f_min": lowest, "flags": flags,
                 "detection_chi2": _detection_statistic(work, candidates),
-                "sky_share": np.full(n, np.nan) if sky is None else np.asarray(sky, float)}
+                "sky_share": np.asarray(sky, float)}
         for name, value in maps.items():
             self._put(self.maps, name, rows, value)
         for name, value in candidates.items():

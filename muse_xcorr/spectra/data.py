@@ -8,8 +8,6 @@ kept as given (a memory-mapped FITS cube stays on disk, a cube read with
 ``chunks=`` is backed by dask arrays): the correlator pulls spectra out a batch
 at a time with :meth:`MuseCube.spectra`, which reads only the batch's spaxels.
 """
-import warnings
-
 import numpy as np
 import astropy.units as u
 from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
@@ -185,8 +183,7 @@ OUTLIER_SIGMA = 1e5
 
 def _absurd_flux(flux, variance, valid):
     """Valid pixels whose flux is a sentinel or absurdly many sigma from the median."""
-    with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # a row with no valid pixel
+    with np.errstate(invalid="ignore", over="ignore"):
         sentinel = valid & (np.abs(flux) >= ABSURD_FLUX)
         rest = valid & ~sentinel
         centre = row_median(flux, rest)
