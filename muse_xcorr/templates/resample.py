@@ -40,8 +40,10 @@ __all__ = ["TABLE_STEP_KMS", "LogTable", "ColumnGenerator", "observed_vacuum_edg
 #: Node spacing of a `LogTable`, km/s (at most; it divides the redshift step exactly).
 TABLE_STEP_KMS = 4.0
 
-#: Redshifts evaluated at a time by a `ColumnGenerator` (bounds temporaries).
-_CHUNK = 256
+#: Redshifts evaluated at a time by a `ColumnGenerator`: small enough that a chunk's
+#: temporaries (16 x ~3700 float64, 0.5 MB) stay in the cache; measured on 2 cores,
+#: 56 us a column against 117 us with chunks of 256 (docs/performance.rst).
+_CHUNK = 16
 #: Threads that generate columns (NumPy releases the GIL in the work of a chunk).
 THREADS = min(os.cpu_count() or 1, 8)
 
@@ -256,6 +258,7 @@ class ColumnGenerator:
         self.kernel = kernel
         self.half = 0 if kernel is None else (kernel.shape[1] - 1) // 2
         self.n_pixel = self.edges.size - 1 - 2 * self.half
+        self._band = None if kernel is None else _band_matrix(kernel)
         self._widths = np.diff(self.edges)
         nonzero = np.flatnonzero(table.values)
         self.support = (table.wavelength[nonzero[0]], table.wavelength[nonzero[-1]]) \
@@ -317,7 +320,8 @@ class ColumnGenerator:
         return out
 
     def _spread(self, rows):
-        return rows if self.kernel is None else _band(rows, self.kernel, self.half)
+        # (rows @ B^T): the sparse product is 1.5x the sliding-window einsum on 2 cores
+        return rows if self._band is None else np.asarray((self._band @ rows.T).T)
 
     def covers(self, z):
         """Whether the template's support reaches into the observed grid at each z."""
@@ -342,10 +346,19 @@ def _in_threads(function, starts):
             function(start)
 
 
-def _band(rows, kernel, half):
-    """Apply a per-pixel band kernel to padded rows: (n, n_pixel + 2 half) -> (n, n_pixel)."""
-    windows = np.lib.stride_tricks.sliding_window_view(rows, 2 * half + 1, axis=1)
-    return np.einsum("npk,pk->np", windows, kernel)
+def _band_matrix(kernel):
+    """The band kernel as a sparse matrix B: padded rows r (n_pixel + 2 h) -> B r (n_pixel).
+
+    ``(B r)_j = sum_o kernel[j, h + o] r_{j + h + o}``: pixel ``j`` of the
+    output is pixel ``j + h`` of the padded row, spread over its neighbours.
+    """
+    from scipy import sparse
+
+    n_pixel, width = kernel.shape
+    rows = np.repeat(np.arange(n_pixel), width)
+    columns = (np.arange(n_pixel)[:, None] + np.arange(width)[None, :]).ravel()
+    return sparse.csr_matrix((np.asarray(kernel, dtype=float).ravel(), (rows, columns)),
+                             shape=(n_pixel, n_pixel + width - 1))
 
 
 def log_step_for(dlnz):

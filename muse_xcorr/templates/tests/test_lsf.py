@@ -74,3 +74,30 @@ def test_flat_continuum_is_unchanged_by_the_kernel():
     flat = Template(np.arange(2000.0, 9000.0, 2.0) * u.AA, np.full(3500, 3.0))
     column = generator_for(flat, wave, "vacuum", [0.1], lsf="muse").at_redshifts([0.1])[0]
     np.testing.assert_allclose(column, 3.0, rtol=1e-9)
+
+
+def test_spread_columns_match_an_explicit_loop_over_the_band():
+    """Columns with the LSF = the unspread pixel means on the padded grid, spread pixel by pixel.
+
+    The reference is a plain float64 double loop over the kernel's rows and
+    taps, written here, on columns of the same table without the kernel; both
+    the fast path (grid indices) and arbitrary redshifts are compared.
+    """
+    from muse_xcorr.templates.resample import ColumnGenerator
+
+    wave = datasets.muse_wavelength(300)
+    line = Template.from_lines({"[OIII]5007": 2.0, "Hbeta": 1.0}, width=0.5 * u.AA, step=0.02)
+    z = np.exp(np.log1p(0.0) + 1e-4 * np.arange(600)) - 1
+    spread = generator_for(line, wave, "vacuum", z, lsf="muse")
+    half = (spread.kernel.shape[1] - 1) // 2
+    plain = ColumnGenerator(spread.table, spread.edges, z, None)   # padded pixel means
+    index = np.array([3, 250, 251, 417])
+    for got, padded in ((spread.at_indices(index), plain.at_indices(index)),
+                        (spread.at_redshifts(z[index] + 3e-5),
+                         plain.at_redshifts(z[index] + 3e-5))):
+        expected = np.zeros((index.size, wave.size))
+        for j in range(wave.size):
+            for tap in range(2 * half + 1):
+                expected[:, j] += spread.kernel[j, tap] * padded[:, j + tap]
+        assert np.abs(expected).max() > 0.1            # the lines are on the grid
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
