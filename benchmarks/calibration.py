@@ -53,8 +53,8 @@ EXCLUSION = {"starforming": 1000.0, "passive": 300.0}
 Z_RANGE = (0.25, 1.0)
 
 
-def simulate(kind, snr_bins, n_per_bin, rng):
-    """A cube (n_bins, n_per_bin) of spectra of one template, and the truth."""
+def simulate(kind, snr_bins, n_per_bin, rng, rho1=0.0):
+    """A cube (n_bins, n_per_bin) of spectra of one template, and the truth (noise lag-1 rho1)."""
     template = datasets.make_template(kind)
     grid = zgrid(*Z_RANGE, DLNZ)
     k = rng.integers(200, grid.size - 200, size=(len(snr_bins), n_per_bin))
@@ -62,7 +62,7 @@ def simulate(kind, snr_bins, n_per_bin, rng):
     z_true = np.expm1(np.log1p(grid[k]) + offset * DLNZ)
     snr = np.repeat(np.asarray(snr_bins, float)[:, None], n_per_bin, axis=1)
     cube, truth = datasets.make_cube(k.shape, template, z=z_true, snr=snr,
-                                     seed=int(rng.integers(2 ** 31)))
+                                     seed=int(rng.integers(2 ** 31)), rho1=rho1)
     return template, grid, cube, truth
 
 
@@ -212,11 +212,18 @@ def main(argv=None):
     parser.add_argument("--weighting", default="inverse_variance",
                         choices=("inverse_variance", "uniform"))
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--rho1", type=float, default=0.0,
+                        help="lag-1 correlation of the noise (3-tap kernel; STAT ignores it, "
+                             "as in MUSE cubes; the correlator measures it)")
+    parser.add_argument("--kind", choices=("starforming", "passive"), default=None,
+                        help="only this template (default both)")
     args = parser.parse_args(argv)
     bins = {"starforming": (5, 12, 35, 100) if args.quick else (3, 5, 8, 12, 20, 35, 60, 100),
             # the continuum carries the amplitude S/N but little redshift information:
             # its peak becomes unambiguous only above S/N ~ 200
             "passive": (35, 100, 300) if args.quick else (12, 35, 100, 200, 400)}
+    if args.kind is not None:
+        bins = {args.kind: bins[args.kind]}
     n = args.n or (60 if args.quick else 400)
     rng = np.random.default_rng(args.seed)
     methods = ["analytic", "parabolic", "peakfit", "chi2", "montecarlo", "montecarlo(data)",
@@ -224,11 +231,12 @@ def main(argv=None):
     if args.weighting == "uniform":
         methods.remove("chi2")
     print(f"# muse_xcorr z-error calibration: {n} spectra per S/N bin, "
-          f"{args.samples} Monte Carlo/bootstrap copies, seed {args.seed}, "
+          f"{args.samples} Monte Carlo/bootstrap copies, seed {args.seed}, noise rho1 "
+          f"{args.rho1:g}, "
           f"{os.cpu_count()} CPUs")
     start = time.perf_counter()
     for kind, snr_bins in bins.items():
-        template, grid, cube, truth = simulate(kind, snr_bins, n, rng)
+        template, grid, cube, truth = simulate(kind, snr_bins, n, rng, args.rho1)
         result = Correlator(template, grid, weighting=args.weighting,
                             exclusion=EXCLUSION[kind] * u.km / u.s).correlate(cube, progress=False)
         sigmas, flags, costs = run_methods(result, methods, args.samples, args.seed)

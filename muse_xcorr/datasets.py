@@ -17,7 +17,7 @@ from .templates import Template
 from .templates.resample import generator_for
 
 __all__ = ["muse_wavelength", "muse_variance", "make_template", "make_spectrum", "make_cube",
-           "observed_models", "SKY_LINES", "FLUX_UNIT"]
+           "observed_models", "kernel_for_rho", "SKY_LINES", "FLUX_UNIT"]
 
 #: The flux unit of MUSE DATA extensions.
 FLUX_UNIT = u.Unit("1e-20 erg / (s cm2 Angstrom)")
@@ -192,8 +192,20 @@ def _celestial_wcs(shape, centre=(53.16, -27.78), pixel_arcsec=0.2):
     return wcs
 
 
+def kernel_for_rho(rho1):
+    """The normalised symmetric 3-tap kernel [a, 1, a] / sqrt(1 + 2 a^2) with lag-1 rho1.
+
+    rho1 = 2a / (1 + 2a^2) (at most 1/sqrt(2) for 3 taps); lag 2 is a^2 / (1 + 2a^2).
+    """
+    rho1 = float(rho1)
+    if not 0 <= rho1 < np.sqrt(0.5):
+        raise ValueError(f"rho_1 must be in [0, 0.707) for a 3-tap kernel, got {rho1}")
+    a = 0.0 if rho1 == 0 else (1 - np.sqrt(1 - 2 * rho1 ** 2)) / (2 * rho1)
+    return np.array([a, 1.0, a]) / np.sqrt(1 + 2 * a * a)
+
+
 def make_cube(shape=(10, 10), template=None, *, z=(0.3, 0.7), snr=30.0, seed=None,
-              wavelength=None, nan_fraction=0.0, empty_spaxels=0, lsf="muse"):
+              wavelength=None, nan_fraction=0.0, empty_spaxels=0, lsf="muse", rho1=0.0):
     """A synthetic MUSE cube (n_wave, ny, nx) with a known redshift in every spaxel.
 
     Parameters
@@ -216,6 +228,11 @@ def make_cube(shape=(10, 10), template=None, *, z=(0.3, 0.7), snr=30.0, seed=Non
         Spaxels set to NaN entirely (they come out flagged NO_DATA).
     lsf : resolution specification or None
         The line spread of the models (default MUSE's).
+    rho1 : float
+        Correlation of the noise of neighbouring pixels (0 <= rho1 < 0.707:
+        white noise through the 3-tap kernel of :func:`kernel_for_rho`), as
+        the resampling of the MUSE pipeline makes it; STAT stays the true
+        per-pixel variance and knows nothing of it, as in real cubes.
 
     Returns
     -------
@@ -236,7 +253,13 @@ def make_cube(shape=(10, 10), template=None, *, z=(0.3, 0.7), snr=30.0, seed=Non
     var = muse_variance(wave)
     models = observed_models(template, wave, z_map.ravel(), lsf=lsf).T  # (n_pixel, n_spaxel)
     amplitude = snr_map.ravel() / np.sqrt(np.sum(models ** 2 / var[:, None], axis=0))
-    noise = rng.normal(size=models.shape) * np.sqrt(var)[:, None]
+    if rho1:
+        white = rng.normal(size=(models.shape[0] + 2, models.shape[1]))
+        kernel = kernel_for_rho(rho1)
+        white = kernel[0] * white[:-2] + kernel[1] * white[1:-1] + kernel[2] * white[2:]
+    else:
+        white = rng.normal(size=models.shape)
+    noise = white * np.sqrt(var)[:, None]
     data = (models * amplitude + noise).reshape(wave.size, ny, nx)
     stat = np.broadcast_to(var[:, None, None], data.shape).copy()
     if nan_fraction > 0:

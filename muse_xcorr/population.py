@@ -85,7 +85,8 @@ from .spectra import MuseCube
 from .templates import Template
 from .templates.lines import LINES, gaussian_profile, lya_profile
 from .templates.lsf import lsf_fwhm
-from .datasets import FLUX_UNIT, SKY_LINES, muse_variance, muse_wavelength, observed_models
+from .datasets import (FLUX_UNIT, SKY_LINES, kernel_for_rho, muse_variance, muse_wavelength,
+                       observed_models)
 
 __all__ = ["make_population", "CLASSES", "DEFAULT_MIX", "AO_NOTCH", "REST_WAVELENGTHS",
            "ISM_LINES", "lae_spectrum", "nebular_spectrum", "ciii_spectrum", "uv_abs_spectrum",
@@ -797,18 +798,6 @@ _BUILDERS = {"lae": lae_spectrum, "oii": functools.partial(nebular_spectrum, cls
 
 
 # ---------------------------------------------------------------------------- noise
-def kernel_for_rho(rho1):
-    """The normalised symmetric 3-tap kernel [a, 1, a] / sqrt(1 + 2 a^2) with lag-1 rho1.
-
-    rho1 = 2a / (1 + 2a^2) (at most 1/sqrt(2) for 3 taps); lag 2 is a^2 / (1 + 2a^2).
-    """
-    rho1 = float(rho1)
-    if not 0 <= rho1 < np.sqrt(0.5):
-        raise ValueError(f"rho_1 must be in [0, 0.707) for a 3-tap kernel, got {rho1}")
-    a = 0.0 if rho1 == 0 else (1 - np.sqrt(1 - 2 * rho1 ** 2)) / (2 * rho1)
-    return np.array([a, 1.0, a]) / np.sqrt(1 + 2 * a * a)
-
-
 def correlated_noise_sample(rng, sigma, rho1):
     """Gaussian noise of per-pixel standard deviation ``sigma`` and lag-1 correlation rho1."""
     kernel = kernel_for_rho(rho1)
