@@ -17,7 +17,8 @@ from .templates import Template
 from .templates.resample import generator_for
 
 __all__ = ["muse_wavelength", "muse_variance", "make_template", "make_spectrum", "make_cube",
-           "observed_models", "kernel_for_rho", "SKY_LINES", "FLUX_UNIT"]
+           "observed_models", "kernel_for_rho", "correlated_noise_sample",
+           "SKY_LINES", "FLUX_UNIT"]
 
 #: The flux unit of MUSE DATA extensions.
 FLUX_UNIT = u.Unit("1e-20 erg / (s cm2 Angstrom)")
@@ -204,6 +205,23 @@ def kernel_for_rho(rho1):
     return np.array([a, 1.0, a]) / np.sqrt(1 + 2 * a * a)
 
 
+def correlated_noise_sample(rng, sigma, rho1):
+    """Gaussian noise of per-pixel standard deviation ``sigma`` and lag-1 correlation rho1.
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+    sigma : ndarray (n_pixel, ...)
+        Standard deviation of each pixel; the correlation runs along axis 0.
+    rho1 : float
+        Lag-1 correlation (white noise through :func:`kernel_for_rho`).
+    """
+    sigma = np.asarray(sigma, dtype=float)
+    kernel = kernel_for_rho(rho1)
+    white = rng.normal(size=(sigma.shape[0] + 2,) + sigma.shape[1:])
+    return sigma * (kernel[0] * white[:-2] + kernel[1] * white[1:-1] + kernel[2] * white[2:])
+
+
 def make_cube(shape=(10, 10), template=None, *, z=(0.3, 0.7), snr=30.0, seed=None,
               wavelength=None, nan_fraction=0.0, empty_spaxels=0, lsf="muse", rho1=0.0):
     """A synthetic MUSE cube (n_wave, ny, nx) with a known redshift in every spaxel.
@@ -253,13 +271,9 @@ def make_cube(shape=(10, 10), template=None, *, z=(0.3, 0.7), snr=30.0, seed=Non
     var = muse_variance(wave)
     models = observed_models(template, wave, z_map.ravel(), lsf=lsf).T  # (n_pixel, n_spaxel)
     amplitude = snr_map.ravel() / np.sqrt(np.sum(models ** 2 / var[:, None], axis=0))
-    if rho1:
-        white = rng.normal(size=(models.shape[0] + 2, models.shape[1]))
-        kernel = kernel_for_rho(rho1)
-        white = kernel[0] * white[:-2] + kernel[1] * white[1:-1] + kernel[2] * white[2:]
-    else:
-        white = rng.normal(size=models.shape)
-    noise = white * np.sqrt(var)[:, None]
+    sigma = np.broadcast_to(np.sqrt(var)[:, None], models.shape)
+    noise = correlated_noise_sample(rng, sigma, rho1) if rho1 else \
+        rng.normal(size=models.shape) * sigma
     data = (models * amplitude + noise).reshape(wave.size, ny, nx)
     stat = np.broadcast_to(var[:, None, None], data.shape).copy()
     if nan_fraction > 0:

@@ -85,8 +85,8 @@ from .spectra import MuseCube
 from .templates import Template
 from .templates.lines import LINES, gaussian_profile, lya_profile
 from .templates.lsf import lsf_fwhm
-from .datasets import (FLUX_UNIT, SKY_LINES, kernel_for_rho, muse_variance, muse_wavelength,
-                       observed_models)
+from .datasets import (FLUX_UNIT, SKY_LINES, correlated_noise_sample, kernel_for_rho,
+                       muse_variance, muse_wavelength, observed_models)
 
 __all__ = ["make_population", "CLASSES", "DEFAULT_MIX", "AO_NOTCH", "REST_WAVELENGTHS",
            "ISM_LINES", "lae_spectrum", "nebular_spectrum", "ciii_spectrum", "uv_abs_spectrum",
@@ -798,13 +798,6 @@ _BUILDERS = {"lae": lae_spectrum, "oii": functools.partial(nebular_spectrum, cls
 
 
 # ---------------------------------------------------------------------------- noise
-def correlated_noise_sample(rng, sigma, rho1):
-    """Gaussian noise of per-pixel standard deviation ``sigma`` and lag-1 correlation rho1."""
-    kernel = kernel_for_rho(rho1)
-    white = rng.normal(size=sigma.size + 2)
-    return sigma * np.convolve(white, kernel, mode="valid")
-
-
 def _fill_variance(shape):
     """A variance shape with its non-finite or non-positive pixels interpolated (in log)."""
     shape = np.asarray(shape, float)
