@@ -36,13 +36,17 @@ import time
 import astropy.units as u
 import numpy as np
 
-from muse_xcorr import Correlator, datasets, zgrid
+from muse_xcorr import Correlator, datasets, templates, zgrid
 from muse_xcorr.errors import crb as crb_module
 from muse_xcorr.flags import Flag
 from muse_xcorr.statistics import parabola_vertex
 
+#: The flags that say "do not use this sigma_z": every flag but BAD_VARIANCE and
+#: OUTLIER_PIXELS (a few bad pixels, set aside). LOW_SIGNIFICANCE counts: with
+#: the default template set at low S/N it is what a user sees first.
 FLAGGED = Flag.AMBIGUOUS | Flag.ZERR_UNRELIABLE | Flag.EDGE | Flag.NEGATIVE_PEAK | \
-    Flag.LOW_COVERAGE
+    Flag.LOW_COVERAGE | Flag.LOW_SIGNIFICANCE | Flag.SKY_RESIDUAL | Flag.NO_DATA | \
+    Flag.FEW_PIXELS
 DLNZ = 1e-4
 #: Exclusion zone of the secondary-peak search, per template (km/s). The
 #: continuum-dominated template has a correlation peak ~1000 km/s wide on which
@@ -66,6 +70,25 @@ def simulate(kind, snr_bins, n_per_bin, rng, rho1=0.0):
     return template, grid, cube, truth
 
 
+def make_correlator(kind, template, grid, weighting, continuum="median", template_set="truth",
+                    search="auto"):
+    """The correlator a calibration run measures.
+
+    ``template_set="truth"`` correlates with the simulated template itself,
+    on the simulation's grid, with the kind's exclusion zone;
+    ``"default"`` is what a user gets from one line: ``templates.default_set()``
+    over the default redshift grid (coarse-to-fine search), whose recipes are
+    not the simulated template. ``search`` as for `~muse_xcorr.Correlator`
+    (``"auto"``: coarse-to-fine on both grids, which exceed 4000 redshifts).
+    """
+    continuum = None if continuum == "none" else continuum
+    if template_set == "default":
+        return Correlator(templates.default_set(), weighting=weighting, continuum=continuum,
+                          search=search)
+    return Correlator(template, grid, weighting=weighting, continuum=continuum, search=search,
+                      exclusion=EXCLUSION[kind] * u.km / u.s)
+
+
 def true_crb(result, template, cube, truth):
     """sigma_CRB at the true redshift and amplitude of every spaxel.
 
@@ -79,7 +102,11 @@ def true_crb(result, template, cube, truth):
     models = datasets.observed_models(template, cube.spectral_axis, z, medium=cube.medium)
     weights = cube.spectra().inverse_variance()
     amplitude = truth["snr"].ravel() / np.sqrt(np.sum(models ** 2 * weights, axis=1))
-    prepared = result.correlator.prepare(cube)[0]
+    # the simulated template as the result's correlator prepares templates
+    # (continuum, line spread), whichever templates it correlated with
+    c = result.correlator
+    prepared = Correlator(template, zgrid(*Z_RANGE, DLNZ), weighting=c.weighting,
+                          continuum=c.continuum, lsf=c.lsf).prepare(cube)[0]
     step = crb_module.DERIVATIVE_STEP * (1 + z)
     columns = prepared.columns_at(z)
     slopes = (prepared.columns_at(z + step) - prepared.columns_at(z - step)) / \
@@ -140,9 +167,8 @@ def target_misses(method, snr, s, weighting, n):
     return out
 
 
-def print_table(kind, weighting, snr_bins, sigmas, costs, dz, flags, crb):
-    print(f"\n### template {kind!r}, weighting {weighting!r}, exclusion "
-          f"{EXCLUSION[kind]:g} km/s\n")
+def print_table(kind, weighting, snr_bins, sigmas, costs, dz, flags, crb, label=""):
+    print(f"\n### template {kind!r}, weighting {weighting!r}{label}\n")
     header = (f"{'method':<17}{'S/N':>5}{'N':>5}{'pull mean':>10}{'pull std':>9}{'robust':>7}"
               f"{'<1sig %':>8}{'<2sig %':>8}{'sig/CRB':>8}{'catastr.':>9}{'flagged':>8}")
     print(header)
@@ -217,6 +243,14 @@ def main(argv=None):
                              "as in MUSE cubes; the correlator measures it)")
     parser.add_argument("--kind", choices=("starforming", "passive"), default=None,
                         help="only this template (default both)")
+    parser.add_argument("--continuum", choices=("median", "none"), default="median",
+                        help="continuum subtraction of the correlator (default: median, "
+                             "the Correlator's default)")
+    parser.add_argument("--templates", choices=("truth", "default"), default="truth",
+                        help="correlate with the simulated template on the simulation's grid "
+                             "(truth) or with templates.default_set() over the default grid, "
+                             "as the one-line default does")
+    parser.add_argument("--search", choices=("auto", "full", "coarse-to-fine"), default="auto")
     args = parser.parse_args(argv)
     bins = {"starforming": (5, 12, 35, 100) if args.quick else (3, 5, 8, 12, 20, 35, 60, 100),
             # the continuum carries the amplitude S/N but little redshift information:
@@ -237,12 +271,16 @@ def main(argv=None):
     start = time.perf_counter()
     for kind, snr_bins in bins.items():
         template, grid, cube, truth = simulate(kind, snr_bins, n, rng, args.rho1)
-        result = Correlator(template, grid, weighting=args.weighting,
-                            exclusion=EXCLUSION[kind] * u.km / u.s).correlate(cube, progress=False)
+        correlator = make_correlator(kind, template, grid, args.weighting, args.continuum,
+                                     args.templates, args.search)
+        result = correlator.correlate(cube, progress=False)
         sigmas, flags, costs = run_methods(result, methods, args.samples, args.seed)
         dz = (np.asarray(result.z_best) - truth["z"]).reshape(len(snr_bins), n)
         crb = true_crb(result, template, cube, truth).reshape(len(snr_bins), n)
-        print_table(kind, args.weighting, snr_bins, sigmas, costs, dz, flags, crb)
+        label = (f", continuum {args.continuum}, search {args.search}, "
+                 + (f"exclusion {EXCLUSION[kind]:g} km/s" if args.templates == "truth"
+                    else f"templates default_set() over z {result.z[0]:g}-{result.z[-1]:g}"))
+        print_table(kind, args.weighting, snr_bins, sigmas, costs, dz, flags, crb, label)
         if kind == "starforming":
             b = int(np.argmin(np.abs(np.asarray(snr_bins) - 20)))
             rows = np.arange(b * n, (b + 1) * n)

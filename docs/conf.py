@@ -55,7 +55,7 @@ except ImportError:
     extensions.remove("sphinx_copybutton")
 extensions += ["muse_xcorr_docs"]  # docs/_ext: the flag table, the optional toctree
 
-exclude_patterns += ["_templates", "generated", "**.ipynb_checkpoints"]  # noqa: F405
+exclude_patterns += ["_templates", "generated", "tables", "**.ipynb_checkpoints"]  # noqa: F405
 rst_epilog += """
 .. |muse_xcorr| replace:: ``muse_xcorr``
 """  # noqa: F405
