@@ -18,14 +18,37 @@ def test_the_null_model_recovers_the_trials_it_was_drawn_from(dof, n_eff):
     n = int(n_eff)
     null = np.array([rng.chisquare(dof, n).max() for _ in range(400)])
     calibration = DetectionCalibration(null)
-    assert calibration.dof == dof
-    assert 0.6 < calibration.n_eff / n_eff < 1.6
-    s = stats.chi2.isf(np.array([1e-3, 1e-5, 1e-7]) / n_eff, dof)
+    # dof and n_eff trade off against each other in the tail; what must hold is the FAP
+    assert abs(calibration.dof - dof) <= 1
+    s = stats.chi2.isf(np.array([1e-2, 1e-3, 1e-5, 1e-7]) / n_eff, dof)
     exact = 1 - (1 - stats.chi2.sf(s, dof)) ** n_eff
-    np.testing.assert_allclose(calibration.fap(s), exact, rtol=0.6)
+    ratio = calibration.fap(s) / exact
+    assert np.all((ratio > 0.5) & (ratio < 2.0)), ratio
+    # a factor 2 at a FAP of 1e-7 is 0.1 sigma of significance
+    np.testing.assert_allclose(calibration.significance(s), stats.norm.isf(exact), atol=0.2)
     assert np.isnan(calibration.fap(np.nan)) and calibration.fap(0.0) == 1.0
     sig = calibration.significance(s)
     np.testing.assert_allclose(sig, stats.norm.isf(calibration.fap(s)), rtol=1e-6)
+
+
+def test_a_null_with_an_atom_at_zero_keeps_its_tail():
+    """15 % of the null clipped to 0 (a continuum-dominated or uniform search), the
+    rest maxima of 5 chi2_3 draws: the FAP at the true 10, 1 and 0.1 % points (from
+    200 000 draws) is within a factor 3 of them (measured 1.3-2.6x, on the
+    conservative side). A fit of the whole sample, the
+    atom included, put the 1 % point at a FAP of 0.02 %."""
+    rng = np.random.default_rng(3)
+
+    def draw(m):
+        x = np.array([rng.chisquare(3, 5).max() for _ in range(m)])
+        x[rng.uniform(size=m) < 0.15] = 0.0
+        return x
+
+    calibration = DetectionCalibration(draw(256))
+    reference = draw(200_000)
+    for p in (0.1, 0.01, 0.001):
+        fap = float(calibration.fap(np.quantile(reference, 1 - p)))
+        assert p / 3 < fap < 3 * p, (p, fap)
 
 
 def test_null_spectra_keep_the_variance_masks_and_correlation():
