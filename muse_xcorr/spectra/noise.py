@@ -123,7 +123,15 @@ class ResidualCorrelation:
         self.count += other.count
         return self
 
-    def rho(self, significance=3.0):
+    def coefficients(self):
+        """``sum r_j r_{j+o} / sum r_j^2`` at lags 1..max_lag over the pooled pairs.
+
+        Not truncated (:meth:`rho` truncates); 0 at a lag without pairs.
+        """
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.norms > 0, self.products / self.norms, 0.0)
+
+    def rho(self, significance=3.0, baseline=None):
         """The measured coefficients, truncated after the last significant lag.
 
         A lag whose coefficient is within ``significance`` of its own
@@ -132,11 +140,17 @@ class ResidualCorrelation:
         Residuals whose mean square is below :data:`MIN_SCATTER` (data that
         fit their model far better than their variance allows, e.g. noiseless
         simulations) are no noise to measure: no correlation is returned.
+
+        ``baseline`` (lags 1..max_lag) is subtracted first: the correlation
+        that the processing of the residuals alone puts into white noise
+        (the continuum subtraction: `~muse_xcorr.Correlator.subtraction_baseline`).
         """
         if self.count == 0 or self.squares / self.count < MIN_SCATTER:
             return np.zeros(0)
+        rho = self.coefficients()
+        if baseline is not None:
+            rho = rho - np.asarray(baseline, dtype=float)[:rho.size]
         with np.errstate(divide="ignore", invalid="ignore"):
-            rho = np.where(self.norms > 0, self.products / self.norms, 0.0)
             error = 1.0 / np.sqrt(np.maximum(self.pairs, 1))
         significant = np.abs(rho) > significance * error
         length = 0
@@ -166,6 +180,4 @@ def residual_autocorrelation(residuals, valid, max_lag=MAX_LAG, outlier=OUTLIER)
         Pairs at lag 1 (the precision of rho_1 is about 1 / sqrt(n_pairs)).
     """
     pooled = ResidualCorrelation(max_lag, outlier).add(residuals, valid)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.where(pooled.norms > 0, pooled.products / pooled.norms, 0.0)
-    return rho, int(pooled.pairs[0])
+    return pooled.coefficients(), int(pooled.pairs[0])

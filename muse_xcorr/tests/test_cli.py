@@ -75,6 +75,7 @@ def leftovers(directory):
 
 
 # -- the options ----------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:continuum=None with")  # asked for, warned
 def test_no_template_is_the_one_line_default():
     args = _parser().parse_args(["cube.fits"])
     cli, api = build_correlator(args), Correlator()
@@ -102,6 +103,7 @@ def test_version_and_usage_errors(capsys):
         assert stop.value.code == 2, argv
 
 
+@pytest.mark.filterwarnings("ignore:continuum=None with")  # asked for, warned
 def test_full_run_records_provenance_and_leaves_the_input_alone(files, tmp_path, capsys):
     os.chmod(files["cube"], 0o444)          # read-only input: reading must not need more
     before = (sha256(files["cube"]), os.stat(files["cube"]).st_mtime_ns)

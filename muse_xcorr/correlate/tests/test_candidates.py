@@ -16,6 +16,10 @@ from muse_xcorr.templates import CompositeTemplate
 from muse_xcorr.tests.reference import reference_bin_average
 from muse_xcorr.units import C_KMS
 
+# exact references without continuum subtraction: the warning of continuum=None
+# with a template set is expected
+pytestmark = pytest.mark.filterwarnings("ignore:continuum=None with")
+
 WAVE = datasets.muse_wavelength(n_pixels=1600, start=5000.0)
 PLAIN = {"continuum": None, "lsf": None}
 

@@ -5,6 +5,10 @@ import pytest
 from muse_xcorr import Correlator, datasets, zgrid
 from muse_xcorr.flags import Flag
 
+# exact references without continuum subtraction: the warning of continuum=None
+# with a template set is expected
+pytestmark = pytest.mark.filterwarnings("ignore:continuum=None with")
+
 WAVE = datasets.muse_wavelength(1600, 5500.0)
 Z = zgrid(0.38, 0.45, 1e-4)
 
