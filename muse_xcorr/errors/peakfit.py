@@ -85,7 +85,9 @@ def estimate(result, *, window=DEFAULT_WINDOW):
     out = Estimate(result.n_spectra)
     out.set(peak.rows, to_sigma_z(result, sigma_u, peak.h, peak.rows), failed | peak.clipped)
     out.extra_map("peakfit_z", peak.rows,
-                  np.where(failed, np.nan, np.expm1(np.log1p(result.z[peak.best]) + mu * peak.h)))
+                  np.where(failed, np.nan,
+                           np.expm1(np.log1p(result.z[peak.best]) + np.where(failed, 0.0, mu)
+                                    * peak.h)))
     return out
 
 

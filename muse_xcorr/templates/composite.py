@@ -117,7 +117,9 @@ def fit_amplitudes(a, b, lower, upper):
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
-    inside = b > 0
+    # a component with less than 1e-12 of the strongest one's norm in the data
+    # carries no information: its a / b is noise over nothing (and overflows)
+    inside = b > 1e-12 * np.max(b, axis=-1, keepdims=True)
     hat = np.zeros(a.shape)
     np.divide(a, b, out=hat, where=inside)
     free = (lower <= 0) & ~np.isfinite(upper)
@@ -149,7 +151,8 @@ def fit_amplitudes(a, b, lower, upper):
                                                      upper_edges))
     s = candidates[..., :, None]
     clipped = np.clip(h, lower * s, _times(upper, s))
-    with np.errstate(over="ignore"):     # a far-off candidate scale: an infinite cost
+    # a far-off candidate scale: an infinite cost (0 x inf only where not kept)
+    with np.errstate(over="ignore", invalid="ignore"):
         cost = np.sum(np.where(keep, w * (clipped - h) ** 2, 0.0), axis=-1)
     best = np.argmin(cost, axis=-1)
     scale = np.take_along_axis(candidates, best[..., None], axis=-1)

@@ -75,3 +75,18 @@ def test_vectorised_shapes_and_validation():
     assert repr(CompositeTemplate([line], bounds=[(1, 1)], name="x")) == \
         "<CompositeTemplate 'x': Hbeta [1, 1]>"
     assert u.Quantity(line.wavelength).unit == u.AA
+
+
+def test_a_component_all_but_outside_the_data_gets_no_amplitude():
+    """A component with 1e-300 of the others' norm: amplitude 0, no overflow downstream."""
+    import warnings
+
+    a = np.array([[10.0, 3.0, 1e-5]])
+    b = np.array([[1.0, 2.0, 1e-318]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        amplitude = fit_amplitudes(a, b, np.zeros(3), np.full(3, np.inf))
+        model2 = np.sum(amplitude * amplitude * b, axis=-1)
+    # the reference: the fit without the third component
+    np.testing.assert_allclose(amplitude, [[10.0, 1.5, 0.0]])
+    np.testing.assert_allclose(model2, [100.0 + 2.25 * 2])
