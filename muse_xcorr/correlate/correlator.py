@@ -48,8 +48,8 @@ AUTO_FULL_LIMIT = 4000
 NOISE_SAMPLE = 512
 #: White-noise spectra of :meth:`Correlator.subtraction_baseline`.
 BASELINE_SAMPLE = 256
-#: Detection calibrations kept per correlator (the most recent).
-CALIBRATION_CACHE_SIZE = 8
+#: Detection calibrations and subtraction baselines kept per correlator (the most recent).
+CALIBRATION_CACHE_SIZE = 16
 #: Noise correlations within this step of each other share a detection calibration.
 CALIBRATION_RHO_STEP = 0.05
 
@@ -527,14 +527,26 @@ class Correlator:
         keep = source.valid.sum(axis=1) >= max(self.min_pixels, 1)
         if not keep.any():
             return baseline
-        noise = null_spectra(source.take(keep), int(n), as_correlation(rho), rng)
+        # simulated at the correlation rounded as the detection calibrations round it
+        # (the baseline moves by ~1e-4 over one step), and cached with them
+        steps = tuple(np.round(as_correlation(rho) / CALIBRATION_RHO_STEP).astype(int))
+        typical_mask = np.packbits(source.valid[keep].mean(axis=0) > 0.5).tobytes()
+        key = ("subtraction_baseline", data.spectral_axis.value.tobytes(), data.medium,
+               typical_mask, int(n), seed, steps)
+        if key in self._calibrations:
+            return self._calibrations[key].copy()
+        if len(self._calibrations) >= CALIBRATION_CACHE_SIZE:
+            self._calibrations.pop(next(iter(self._calibrations)))
+        rho = np.asarray(steps, dtype=float) * CALIBRATION_RHO_STEP
+        noise = null_spectra(source.take(keep), int(n), rho, rng)
         work = WorkingBatch(noise, self.weighting, self.continuum, data.spectral_axis,
                             self.min_pixels)
         use = work.valid & ~work.skipped[:, None]
         scale = np.sqrt(work.w)
         after = ResidualCorrelation(MAX_LAG).add(work.flux * scale, use).coefficients()
         before = ResidualCorrelation(MAX_LAG).add(np.nan_to_num(noise.flux) * scale, use)
-        return after - before.coefficients()
+        self._calibrations[key] = after - before.coefficients()
+        return self._calibrations[key].copy()
 
     def correlate_rows(self, data, start, stop, *, rho=None, keep_work=False):
         """Correlate the spectra ``start:stop`` (flat spaxel indices) of ``data``.

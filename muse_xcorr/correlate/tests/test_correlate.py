@@ -418,6 +418,9 @@ def test_measured_noise_correlation_is_that_of_the_noise_before_continuum_subtra
     correlator = Correlator(template, zgrid(0.3, 0.5, 5e-4))
     baseline = correlator.subtraction_baseline(cube)
     assert np.all((baseline > -0.012) & (baseline < -0.002)), baseline
+    baseline[:] = 0.0                        # a copy: the cached one is unchanged
+    again = correlator.subtraction_baseline(cube)
+    assert np.all(again < -0.002)
     # the reference: the lags of this very noise, before any processing (NumPy)
     flux, variance = np.asarray(cube.flux.value), np.asarray(cube.uncertainty.array)
     white = (flux / np.sqrt(variance)).reshape(flux.shape[0], -1)
