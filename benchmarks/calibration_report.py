@@ -134,7 +134,9 @@ def measure(config, n, n_samples, seed):
                          for b in range(shape[0])]
     flagged = (base & calibration.FLAGGED) != 0
     right = np.abs(dz) < SUCCESS_TOLERANCE * (1 + z_true)
+    fap = np.asarray(result.flat("fap"), float).reshape(shape)
     bins = [{"unflagged": int((~flagged[b]).sum()), "right": int(right[b].sum()),
+             "fap01": int(np.sum(fap[b] < 0.01)), "fap05": int(np.sum(fap[b] < 0.05)),
              "false_flags": int((right[b] & flagged[b]).sum()),
              "confident_wrong": int((~right[b] & ~flagged[b]).sum())}
             for b in range(shape[0])]
@@ -191,7 +193,11 @@ def section(config, measured, n, n_samples):
     if 0 in snrs:
         noise = detection[list(snrs).index(0)]
         lines += [f"Pure noise (S/N 0): {noise['unflagged']} of {n} spectra unflagged, a "
-                  f"false-alarm rate of {100 * noise['unflagged'] / n:.1f} %.", ""]
+                  f"false-alarm rate of {100 * noise['unflagged'] / n:.1f} %; the false-alarm "
+                  f"probability ``fap`` is below 0.01 for {100 * noise['fap01'] / n:.1f} % of "
+                  f"them and below 0.05 for {100 * noise['fap05'] / n:.1f} % (exact: 1 and 5 "
+                  f"%, +-{100 * np.sqrt(0.01 * 0.99 / n):.1f} and "
+                  f"+-{100 * np.sqrt(0.05 * 0.95 / n):.1f} with {n} spectra).", ""]
     return lines
 
 
