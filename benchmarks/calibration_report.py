@@ -172,7 +172,8 @@ def section(config, measured, n, n_samples):
               f"'{config.kind}', weighting ``{config.weighting}``, continuum "
               f"``{config.continuum}``, search ``{config.search}``, redshift grid "
               f"{z0:.3g}-{z1:.3g}, noise rho1 {config.rho1:g}; {n} spectra per S/N bin, "
-              f"{n_samples} Monte Carlo / bootstrap copies; the correlation took "
+              f"{n_samples} Monte Carlo / bootstrap copies; the correlation (its set-up "
+              f"included: template operators, detection calibration) took "
               f"{measured['cost']:.1f} s per 1000 spectra, the methods "
               + ", ".join(f"``{m}`` {c:.1f}" for m, c in measured["method_costs"].items()
                           if m != "montecarlo_p68")
