@@ -522,21 +522,16 @@ class Correlator:
             return baseline
         data = as_spectral_data(data)
         rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(data.n_spectra, min(data.n_spectra, int(n)), replace=False))
-        source = data.spectra_at(rows)
-        keep = source.valid.sum(axis=1) >= max(self.min_pixels, 1)
+        source, keep, data_key = self._noise_sources(data, int(n), rng)
+        keep &= source.valid.any(axis=1)
         if not keep.any():
             return baseline
         # simulated at the correlation rounded as the detection calibrations round it
         # (the baseline moves by ~1e-4 over one step), and cached with them
         steps = tuple(np.round(as_correlation(rho) / CALIBRATION_RHO_STEP).astype(int))
-        typical_mask = np.packbits(source.valid[keep].mean(axis=0) > 0.5).tobytes()
-        key = ("subtraction_baseline", data.spectral_axis.value.tobytes(), data.medium,
-               typical_mask, int(n), seed, steps)
+        key = ("subtraction_baseline",) + data_key + (int(n), seed, steps)
         if key in self._calibrations:
             return self._calibrations[key].copy()
-        if len(self._calibrations) >= CALIBRATION_CACHE_SIZE:
-            self._calibrations.pop(next(iter(self._calibrations)))
         rho = np.asarray(steps, dtype=float) * CALIBRATION_RHO_STEP
         noise = null_spectra(source.take(keep), int(n), rho, rng)
         work = WorkingBatch(noise, self.weighting, self.continuum, data.spectral_axis,
@@ -545,8 +540,7 @@ class Correlator:
         scale = np.sqrt(work.w)
         after = ResidualCorrelation(MAX_LAG).add(work.flux * scale, use).coefficients()
         before = ResidualCorrelation(MAX_LAG).add(np.nan_to_num(noise.flux) * scale, use)
-        self._calibrations[key] = after - before.coefficients()
-        return self._calibrations[key].copy()
+        return self._remember(key, after - before.coefficients()).copy()
 
     def correlate_rows(self, data, start, stop, *, rho=None, keep_work=False):
         """Correlate the spectra ``start:stop`` (flat spaxel indices) of ``data``.
@@ -684,25 +678,16 @@ class Correlator:
         rho = as_correlation(rho)
         n = null_sample_size(data.n_spectra) if n is None else int(n)
         rng = np.random.default_rng(seed)
-        total = data.n_spectra
-        rows = np.sort(rng.choice(total, min(total, n), replace=False))
-        source = data.spectra_at(rows)
-        keep = source.valid.sum(1) >= self.min_pixels
         # The null distribution depends on the grid, the masks and the noise correlation;
         # the statistic is a chi2 in units of the variance, so spectra of one grid with
         # the same typical mask and a correlation within CALIBRATION_RHO_STEP share it
         # (a catalogue of spectra read one by one is calibrated once).
-        typical_mask = np.packbits(source.valid[keep].mean(axis=0) > 0.5).tobytes() \
-            if keep.any() else b""
-        key = (data.spectral_axis.value.tobytes(), data.medium, typical_mask, n, seed,
-               tuple(np.round(rho / CALIBRATION_RHO_STEP).astype(int)))
+        source, keep, data_key = self._noise_sources(data, n, rng)
+        key = data_key + (n, seed, tuple(np.round(rho / CALIBRATION_RHO_STEP).astype(int)))
         if key in self._calibrations:
             return self._calibrations[key]
-        if len(self._calibrations) >= CALIBRATION_CACHE_SIZE:
-            self._calibrations.pop(next(iter(self._calibrations)))
         if not keep.any():
-            self._calibrations[key] = None
-            return None
+            return self._remember(key, None)
         digest = calibration_key(self, key)
         statistic = load_null(digest)   # an earlier process's (calibration_store)
         if statistic is None:
@@ -716,9 +701,26 @@ class Correlator:
                 parts.append(_detection_statistic(work, candidates))
             statistic = np.concatenate(parts)
             save_null(digest, statistic)
-        calibration = DetectionCalibration(statistic)
-        self._calibrations[key] = calibration
-        return calibration
+        return self._remember(key, DetectionCalibration(statistic))
+
+    def _noise_sources(self, data, n, rng):
+        """Up to ``n`` spectra of ``data`` drawn by ``rng``, whose variance and masks
+        simulated noise reuses; which of them have ``min_pixels`` valid pixels; and the
+        key of what that noise depends on (grid, medium, typical mask: the pixels valid
+        in most of them)."""
+        rows = np.sort(rng.choice(data.n_spectra, min(data.n_spectra, n), replace=False))
+        source = data.spectra_at(rows)
+        keep = source.valid.sum(axis=1) >= self.min_pixels
+        typical_mask = np.packbits(source.valid[keep].mean(axis=0) > 0.5).tobytes() \
+            if keep.any() else b""
+        return source, keep, (data.spectral_axis.value.tobytes(), data.medium, typical_mask)
+
+    def _remember(self, key, value):
+        """Cache ``value`` under ``key`` beside the last CALIBRATION_CACHE_SIZE ones."""
+        if len(self._calibrations) >= CALIBRATION_CACHE_SIZE:
+            self._calibrations.pop(next(iter(self._calibrations)))
+        self._calibrations[key] = value
+        return value
 
     def assemble(self, data, parts, *, calibration=None):
         """The `~muse_xcorr.Redshift` of ``data`` from parts of :meth:`correlate_rows`.
