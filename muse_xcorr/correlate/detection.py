@@ -125,9 +125,9 @@ class DetectionCalibration:
             raise ValueError(f"a detection calibration needs at least 20 null samples, got "
                              f"{null.size}")
         self.null = np.sort(null)
-        # Only the upper half of the null sample is fitted (the lower half counts as
-        # "below the median"): false alarms live in the tail, and the bulk can be
-        # unlike a maximum of chi2 trials (statistics clipped at 0 on continuum-
+        # Only the null sample above its CENSORED_FRACTION quantile is fitted (the rest
+        # counts as "below that quantile"): false alarms live in the tail, and the bulk
+        # can be unlike a maximum of chi2 trials (statistics clipped at 0 on continuum-
         # dominated or uniformly weighted searches), which pulled a fit of all of it
         # off the tail by a factor 3-30 in FAP.
         self.threshold = float(np.quantile(self.null, CENSORED_FRACTION))
@@ -149,8 +149,8 @@ class DetectionCalibration:
         return n_eff * np.log1p(-np.clip(survival, 0.0, 1 - 1e-16))
 
     def _loglike(self, dof, n_eff):
-        """Log-likelihood of the null sample's upper half, censored at its median,
-        under the maximum of n_eff chi2_dof trials."""
+        """Log-likelihood of the null sample, censored below ``threshold``, under the
+        maximum of n_eff chi2_dof trials."""
         tail = self.null[self.null > self.threshold]
         below = self.null.size - tail.size
         u = np.clip(tail, 1e-9, None)

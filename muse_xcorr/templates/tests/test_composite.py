@@ -78,7 +78,7 @@ def test_vectorised_shapes_and_validation():
 
 
 def test_a_component_all_but_outside_the_data_gets_no_amplitude():
-    """A component with 1e-300 of the others' norm: amplitude 0, no overflow downstream."""
+    """A component with 1e-318 of the others' norm: amplitude 0, no overflow downstream."""
     import warnings
 
     a = np.array([[10.0, 3.0, 1e-5]])
