@@ -21,6 +21,8 @@ __all__ = ["banded_inner", "ResidualCorrelation", "residual_autocorrelation", "a
 MAX_LAG = 5
 #: Whitened residuals beyond this are left out of the measurement (with their neighbours).
 OUTLIER = 5.0
+#: Spectra per pass of `ResidualCorrelation.add` (bounds its temporaries: ~8 MB each).
+_ROWS_PER_PASS = 256
 #: Mean square of the whitened residuals below which there is no noise to measure.
 MIN_SCATTER = 0.1
 
@@ -97,22 +99,40 @@ class ResidualCorrelation:
         """Add a batch: residuals (n, n_pixel), valid (n, n_pixel) of bool."""
         r = np.asarray(residuals, dtype=float)
         use = np.asarray(valid, bool) & np.isfinite(r)
-        bad = use & (np.abs(np.where(use, r, 0.0)) > self.outlier)
-        spread = bad.copy()
-        for lag in range(1, self.max_lag + 1):
-            spread[:, lag:] |= bad[:, :-lag]
-            spread[:, :-lag] |= bad[:, lag:]
-        use &= ~spread
-        r = np.where(use, r, 0.0)
-        self.squares += float(np.sum(r * r))
+        with np.errstate(invalid="ignore"):
+            rows, columns = np.nonzero(use & (np.abs(r) > self.outlier))
+        for lag in range(-self.max_lag, self.max_lag + 1):  # outliers and their neighbours
+            column = columns + lag
+            inside = (column >= 0) & (column < r.shape[1])
+            use[rows[inside], column[inside]] = False
+        for first in range(0, r.shape[0], _ROWS_PER_PASS):
+            rows = slice(first, first + _ROWS_PER_PASS)
+            self._add_pairs(r[rows], use[rows])
+        return self
+
+    def _add_pairs(self, r, use):
+        """The sums of :meth:`add` for rows whose left-out pixels are already known.
+
+        The rows are laid end to end with ``max_lag`` zeros between them, so
+        that the pairs at lag ``o`` are one dot product of the flat array with
+        itself shifted by ``o`` (no pair crosses a row). A residual is 0 where
+        it is not used, so ``r_j r_{j+o}`` and ``r_j^2 u_{j+o}`` count only
+        the pairs of used pixels.
+        """
+        n, n_pixel = r.shape
+        flat = np.zeros((n, n_pixel + self.max_lag))
+        np.copyto(flat[:, :n_pixel], r, where=use)
+        used = np.zeros(flat.shape)
+        used[:, :n_pixel] = use
+        flat, used = flat.ravel(), used.ravel()
+        square = flat * flat
+        self.squares += float(square.sum())
         self.count += int(use.sum())
         for lag in range(1, self.max_lag + 1):
-            pairs = use[:, :-lag] & use[:, lag:]
-            self.pairs[lag - 1] += int(pairs.sum())
-            self.products[lag - 1] += np.sum(np.where(pairs, r[:, :-lag] * r[:, lag:], 0.0))
-            self.norms[lag - 1] += 0.5 * (np.sum(np.where(pairs, r[:, :-lag] ** 2, 0.0)) +
-                                          np.sum(np.where(pairs, r[:, lag:] ** 2, 0.0)))
-        return self
+            self.pairs[lag - 1] += int(round(np.dot(used[:-lag], used[lag:])))
+            self.products[lag - 1] += np.dot(flat[:-lag], flat[lag:])
+            self.norms[lag - 1] += 0.5 * (np.dot(square[:-lag], used[lag:]) +
+                                          np.dot(square[lag:], used[:-lag]))
 
     def merge(self, other):
         """Pool another accumulator into this one."""

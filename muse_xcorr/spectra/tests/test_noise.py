@@ -1,9 +1,10 @@
 """The banded quadratic forms of the noise correlation and the row median, against
-independent float64 references (a dense correlation matrix, numpy.median)."""
+independent float64 references (a dense correlation matrix, numpy.median, a loop over
+pixel pairs)."""
 import numpy as np
 import pytest
 
-from muse_xcorr.spectra.noise import banded_inner
+from muse_xcorr.spectra.noise import ResidualCorrelation, banded_inner
 
 
 def _dense_band(n_pixel, rho):
@@ -67,3 +68,43 @@ def test_noise_gram_is_u_r_u_transpose(rho):
     dense = np.einsum("rkp,pq,rlq->rkl", u, _dense_band(50, rho), u)
     np.testing.assert_allclose(noise_gram(u, np.asarray(rho, dtype=float)), dense,
                                rtol=1e-12, atol=1e-12)
+
+
+def test_residual_correlation_sums_match_a_loop_over_spectra_and_pairs():
+    # the pooled sums against a plain loop: outliers (> 5) and their neighbours up to
+    # max_lag left out, including at the ends of a row, NaN residuals and invalid pixels
+    rng = np.random.default_rng(7)
+    n, n_pixel, max_lag = 9, 60, 3
+    residuals = rng.normal(size=(n, n_pixel))
+    residuals[:, 1:] += 0.5 * residuals[:, :-1]
+    residuals[0, 0] = 8.0
+    residuals[1, -1] = -9.0
+    residuals[2, 30] = 6.0
+    residuals[3, 10] = np.nan
+    valid = rng.random((n, n_pixel)) > 0.1
+    valid[4] = False
+    pooled = ResidualCorrelation(max_lag=max_lag, outlier=5.0)
+    pooled.add(residuals[:5], valid[:5]).add(residuals[5:], valid[5:])
+    pairs, products, norms = np.zeros(max_lag), np.zeros(max_lag), np.zeros(max_lag)
+    squares, count = 0.0, 0
+    for row, keep in zip(residuals, valid):
+        use = [bool(keep[j]) and np.isfinite(row[j]) for j in range(n_pixel)]
+        outliers = [j for j in range(n_pixel) if use[j] and abs(row[j]) > 5.0]
+        for j in outliers:
+            for k in range(max(j - max_lag, 0), min(j + max_lag + 1, n_pixel)):
+                use[k] = False
+        for j in range(n_pixel):
+            if use[j]:
+                squares += row[j] ** 2
+                count += 1
+            for lag in range(1, max_lag + 1):
+                if j + lag < n_pixel and use[j] and use[j + lag]:
+                    pairs[lag - 1] += 1
+                    products[lag - 1] += row[j] * row[j + lag]
+                    norms[lag - 1] += 0.5 * (row[j] ** 2 + row[j + lag] ** 2)
+    np.testing.assert_array_equal(pooled.pairs, pairs)
+    np.testing.assert_allclose(pooled.products, products, rtol=1e-12)
+    np.testing.assert_allclose(pooled.norms, norms, rtol=1e-12)
+    np.testing.assert_allclose(pooled.squares, squares, rtol=1e-12)
+    assert pooled.count == count
+    assert np.isnan(residuals[3, 10]) and residuals[0, 0] == 8.0  # inputs untouched

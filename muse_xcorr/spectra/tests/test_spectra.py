@@ -166,3 +166,29 @@ def test_from_spectral_cube_with_variance_cube():
     batch = data.spectra()
     np.testing.assert_allclose(batch.flux, FLUX.reshape(12, 80))
     np.testing.assert_allclose(batch.variance, SIGMA.reshape(12, 80) ** 2)
+
+
+def test_scattered_rows_read_as_each_spectrum_on_its_own():
+    # spectra_at of rows far apart (read one by one, masked in one pass) against each row
+    # read alone: masks, NaN, a zero variance (BAD_VARIANCE) and an absurd flux (OUTLIERS)
+    rng = np.random.default_rng(3)
+    flux = rng.normal(5.0, 1.0, size=(6, 7, 80))
+    sigma = rng.uniform(0.5, 1.5, size=flux.shape)
+    flux[1, 2, 10] = np.nan
+    sigma[4, 0, 33] = 0.0
+    flux[5, 6, 40] = 3e38
+    mask = np.zeros(flux.shape, bool)
+    mask[3, 2, 50:60] = True
+    cube = MuseCube(WAVE, flux * u.Jy, VarianceUncertainty(sigma ** 2), mask=mask,
+                    medium="air", spectral_axis_index=2)
+    rows = np.array([41, 0, 23, 9, 28])  # span 42 > 4 x 5 rows: one read per row
+    batch = cube.spectra_at(rows)
+    assert (batch.start, batch.stop) == (0, rows.size)
+    for i, row in enumerate(rows):
+        alone = cube.spectra(int(row), int(row) + 1)
+        for name in ("flux", "variance", "valid", "bad_variance", "outliers"):
+            np.testing.assert_array_equal(getattr(batch, name)[i], getattr(alone, name)[0])
+    assert batch.bad_variance.tolist() == [False, False, False, False, True]
+    assert batch.outliers.tolist() == [True, False, False, False, False]
+    assert not batch.valid[2, 50:60].any() and batch.valid[2, :50].all()  # the mask
+    assert not batch.valid[3, 10] and batch.valid[3, 11]  # the NaN
