@@ -63,7 +63,11 @@ class SearchGrid:
             # one column of halo on each side, so that local maxima at block edges are right
             first, stop = max(low - 1, 0), min(low + per_block + 1, n)
             index = np.arange(first, stop) + offset
-            rows = np.concatenate([g.at_indices(index, np.dtype(dtype)) for g in generators])
+            rows = backend.empty_aligned((len(generators) * index.size, generators[0].n_pixel),
+                                         dtype)
+            for g, generator in enumerate(generators):
+                generator.at_indices(index, np.dtype(dtype),
+                                     out=rows[g * index.size:(g + 1) * index.size])
             self.blocks.append((first, low, min(low + per_block, n),
                                 backend.Columns(rows, dtype)))
 
@@ -136,8 +140,10 @@ def window_best(search_arrays, prepared, centres, half, dtype):
     a = np.zeros(window.shape + (prepared.n_components,))
     b = np.zeros_like(a)
     for g, generator in enumerate(prepared.fine):
-        tf = backend.tensorflow()
-        rows = tf.constant(generator.at_indices(unique, np.dtype(dtype)))
+        rows = generator.at_indices(unique, np.dtype(dtype),
+                                    out=backend.empty_aligned((unique.size, generator.n_pixel),
+                                                              dtype))
+        rows = backend.constant(rows, dtype)
         a[..., g], b[..., g] = backend.window_sums(data, weights, pattern_of_row, rows,
                                                    position)
     tiny = np.finfo(np.dtype(dtype)).tiny * 1e6

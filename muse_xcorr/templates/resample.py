@@ -278,14 +278,17 @@ class ColumnGenerator:
         """Table steps per grid step on the fast path (a uniform grid), else None."""
         return None if self._fast is None else self._fast[1]
 
-    def at_indices(self, index, dtype=np.float64):
-        """The columns at grid indices ``index``, one row per index: (len(index), n_pixel)."""
+    def at_indices(self, index, dtype=np.float64, out=None):
+        """The columns at grid indices ``index``, one row per index: (len(index), n_pixel).
+
+        ``out``: an array of that shape and ``dtype`` to write them into.
+        """
         index = np.atleast_1d(np.asarray(index, dtype=np.int64))
         if self._fast is None:
-            return self.at_redshifts(self.z[index], dtype)
+            return self.at_redshifts(self.z[index], dtype, out=out)
         first, stride, c = self._fast
         terms = self.table._terms
-        out = np.empty((index.size, self.n_pixel), dtype=dtype)
+        out = self._output(out, index.size, dtype)
         inverse_width = 1.0 / self._widths
 
         def chunk(start):
@@ -305,10 +308,13 @@ class ColumnGenerator:
         _in_threads(chunk, range(0, index.size, _CHUNK))
         return out
 
-    def at_redshifts(self, z, dtype=np.float64):
-        """The columns at any redshifts ``z``, one row per redshift: (len(z), n_pixel)."""
+    def at_redshifts(self, z, dtype=np.float64, out=None):
+        """The columns at any redshifts ``z``, one row per redshift: (len(z), n_pixel).
+
+        ``out``: an array of that shape and ``dtype`` to write them into.
+        """
         z = np.atleast_1d(np.asarray(z, dtype=float))
-        out = np.empty((z.size, self.n_pixel), dtype=dtype)
+        out = self._output(out, z.size, dtype)
 
         def chunk(start):
             scale = 1.0 + z[start:start + _CHUNK, None]
@@ -317,6 +323,15 @@ class ColumnGenerator:
                                                      (scale / self._widths))
 
         _in_threads(chunk, range(0, z.size, _CHUNK))
+        return out
+
+    def _output(self, out, n, dtype):
+        """``out`` checked to be (n, n_pixel) of ``dtype``, or a new such array."""
+        if out is None:
+            return np.empty((n, self.n_pixel), dtype=dtype)
+        if out.shape != (n, self.n_pixel) or out.dtype != np.dtype(dtype):
+            raise ValueError(f"out must be {(n, self.n_pixel)} of {np.dtype(dtype)}, got "
+                             f"{out.shape} of {out.dtype}")
         return out
 
     def _spread(self, rows):

@@ -50,6 +50,24 @@ def test_fast_grid_path_equals_the_general_path():
                                rtol=1e-8, atol=1e-12 * np.abs(template.flux).max())
 
 
+
+def test_columns_written_into_a_given_array_are_those_returned():
+    template = datasets.make_template()
+    wave = datasets.muse_wavelength()
+    z = zgrid(0.0, 3.0, 1e-4)
+    generator = generator_for(template, wave, "air", z, lsf="muse")
+    index = np.array([3, 400, 9000])
+    out = np.full((index.size, generator.n_pixel), np.nan, dtype=np.float32)
+    assert generator.at_indices(index, np.float32, out=out) is out
+    np.testing.assert_array_equal(out, generator.at_indices(index, np.float32))
+    out64 = np.full((index.size, generator.n_pixel), np.nan)
+    assert generator.at_redshifts(z[index], out=out64) is out64
+    np.testing.assert_array_equal(out64, generator.at_redshifts(z[index]))
+    with pytest.raises(ValueError, match="out must be"):
+        generator.at_indices(index, np.float32, out=np.empty((2, generator.n_pixel), np.float32))
+    with pytest.raises(ValueError, match="out must be"):
+        generator.at_indices(index, np.float32, out=out64)
+
 def test_shift_average_is_the_mean_of_the_fine_columns():
     """The coarse grid's box smoothing is exact: the mean of the fine columns of a step."""
     template = datasets.make_template()
