@@ -50,7 +50,6 @@ def test_fast_grid_path_equals_the_general_path():
                                rtol=1e-8, atol=1e-12 * np.abs(template.flux).max())
 
 
-
 def test_columns_written_into_a_given_array_are_those_returned():
     template = datasets.make_template()
     wave = datasets.muse_wavelength()
@@ -67,6 +66,7 @@ def test_columns_written_into_a_given_array_are_those_returned():
         generator.at_indices(index, np.float32, out=np.empty((2, generator.n_pixel), np.float32))
     with pytest.raises(ValueError, match="out must be"):
         generator.at_indices(index, np.float32, out=out64)
+
 
 def test_shift_average_is_the_mean_of_the_fine_columns():
     """The coarse grid's box smoothing is exact: the mean of the fine columns of a step."""
