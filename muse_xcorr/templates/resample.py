@@ -272,6 +272,44 @@ class ColumnGenerator:
             first = np.floor(position).astype(np.int64)
             fraction = position - first
             self._fast = (first, int(round(steps[0])), np.expm1(fraction * table.step))
+        self._active = self._active_segments()
+
+    def _active_segments(self):
+        """The table segments where the running integral is not constant, or None.
+
+        Outside the first and last of them, C is one constant below and one
+        above, so a pixel whose both edges fall there gets exactly 0: the
+        columns of a narrow component (an emission line of a composite) are
+        computed over the few hundred pixels it reaches at each redshift, and
+        are exactly zero elsewhere (:meth:`at_indices`). None where that does
+        not hold exactly (the table's ends are not flat, or C is not exactly
+        constant there).
+        """
+        terms = self.table._terms
+        steep = np.flatnonzero((terms[1] != 0) | (terms[2] != 0))
+        if steep.size == 0 or steep[0] == 0 or steep[-1] >= terms.shape[1] - 1:
+            return None
+        low, high = int(steep[0]), int(steep[-1])
+        if not (np.all(terms[0][:low + 1] == terms[0][0]) and
+                np.all(terms[0][high + 1:] == terms[0][-1])):
+            return None
+        return low, high
+
+    def _active_pixels(self, k):
+        """Output pixels (first, stop) that columns at grid indices ``k`` may make non-zero,
+        or None for all of them (see `_active_segments`)."""
+        if self._active is None or self._fast is None:
+            return None
+        first, stride, _ = self._fast
+        low, high = self._active
+        n_raw = first.size - 1
+        # raw pixel j has edges j, j + 1, at table node first[e] - k stride
+        j_low = max(int(np.searchsorted(first, low + int(k.min()) * stride, side="left")) - 1, 0)
+        j_high = min(int(np.searchsorted(first, high + int(k.max()) * stride, side="right")) - 1,
+                     n_raw - 1)
+        # an output pixel o spreads raw pixels o .. o + 2 half
+        start, stop = max(j_low - 2 * self.half, 0), min(j_high, self.n_pixel - 1) + 1
+        return (start, max(stop, start))
 
     @property
     def stride(self):
@@ -291,21 +329,40 @@ class ColumnGenerator:
         out = self._output(out, index.size, dtype)
         inverse_width = 1.0 / self._widths
 
-        def chunk(start):
-            k = index[start:start + _CHUNK]
-            node = first[None, :] - (k * stride)[:, None]
+        def columns(k, rows, active):
+            # edges of the raw (padded) pixels that the output pixels low:high spread
+            low, high = (0, self.n_pixel) if active is None else active
+            edges = slice(low, high + 2 * self.half + 1)
+            node = first[None, edges] - (k * stride)[:, None]
             np.clip(node, 0, terms.shape[1] - 1, out=node)
             integral = np.take(terms[2], node)
-            integral *= c
+            integral *= c[edges]
             integral += np.take(terms[1], node)
-            integral *= c
+            integral *= c[edges]
             integral += np.take(terms[0], node)
             part = np.diff(integral, axis=1)
-            part *= inverse_width
+            part *= inverse_width[low:high + 2 * self.half]
             part *= (1.0 + self.z[k])[:, None]
-            out[start:start + _CHUNK] = self._spread(part)
+            if active is None:
+                out[rows] = self._spread(part)
+            else:
+                out[rows] = 0.0
+                out[rows, low:high] = self._spread_part(part, low, high)
 
-        _in_threads(chunk, range(0, index.size, _CHUNK))
+        def chunk(start):
+            # a narrow component: its columns computed over the pixels it reaches, in
+            # larger chunks (their temporaries are small); else _CHUNK columns at a time
+            k = index[start:start + step]
+            active = self._active_pixels(k)
+            if active is not None and active[1] - active[0] <= self.n_pixel // 2:
+                columns(k, slice(start, start + step), active)
+                return
+            for first_row in range(start, start + k.size, _CHUNK):
+                rows = slice(first_row, min(first_row + _CHUNK, start + k.size))
+                columns(index[rows], rows, None)
+
+        step = _CHUNK if self._active is None else 4 * _CHUNK
+        _in_threads(chunk, range(0, index.size, step))
         return out
 
     def at_redshifts(self, z, dtype=np.float64, out=None):
@@ -332,6 +389,15 @@ class ColumnGenerator:
         if out.shape != (n, self.n_pixel) or out.dtype != np.dtype(dtype):
             raise ValueError(f"out must be {(n, self.n_pixel)} of {np.dtype(dtype)}, got "
                              f"{out.shape} of {out.dtype}")
+        return out
+
+    def _spread_part(self, rows, low, high):
+        """Output pixels low:high of the line spread of raw pixels low:high + 2 half."""
+        if self.kernel is None:
+            return rows
+        out = np.zeros((rows.shape[0], high - low))
+        for tap in range(2 * self.half + 1):
+            out += self.kernel[low:high, tap] * rows[:, tap:tap + high - low]
         return out
 
     def _spread(self, rows):

@@ -50,6 +50,31 @@ def test_fast_grid_path_equals_the_general_path():
                                rtol=1e-8, atol=1e-12 * np.abs(template.flux).max())
 
 
+@pytest.mark.parametrize("lsf", [None, "muse"])
+def test_narrow_component_columns_equal_the_general_path_and_are_zero_elsewhere(lsf):
+    # a lone line (a composite's component): its columns are computed over the pixels it
+    # reaches; against the general path (every pixel, the band as a sparse product)
+    # steep ends (a line of flat top), so that a pixel too few at either end would show
+    rest = np.array([4999.0, 5000.0, 5007.0, 5014.0, 5015.0])
+    flux = np.array([0.0, 1.0, 1.5, 1.0, 0.0])
+    template = Template(rest * u.AA, flux)
+    wave = datasets.muse_wavelength()
+    z = zgrid(-0.06, 0.9, 1e-4)
+    generator = generator_for(template, wave, "air", z, lsf=lsf)
+    # in the middle, at both ends of the grid (partly outside) and beyond it
+    index = np.concatenate([np.arange(0, 40), np.arange(3000, 3100), [6000, 6001],
+                            np.arange(z.size - 60, z.size)])
+    fast = generator.at_indices(index)
+    general = generator.at_redshifts(z[index])
+    np.testing.assert_allclose(fast, general, rtol=0, atol=1e-8 * np.abs(general).max())
+    observed = 5007.0 * (1 + z[index])
+    for row, centre in zip(fast, observed):
+        far = np.abs(wave.value - centre) > 60.0
+        assert np.all(row[far] == 0.0)
+        if wave.value[0] + 20 < centre < wave.value[-1] - 20:
+            assert row.max() > 0.1
+
+
 def test_columns_written_into_a_given_array_are_those_returned():
     template = datasets.make_template()
     wave = datasets.muse_wavelength()
