@@ -129,8 +129,10 @@ class WorkingBatch:
         data : ndarray (n, n_pixel)
             ``q d / ||d||`` (scaled so that f = data . T / sqrt(weights . T^2)).
         weights : ndarray (m, n_pixel)
-            Uniform: the distinct validity patterns; weighted: ``w / max(w)`` per row.
+            Uniform: the distinct validity patterns; weighted: ``w / max(w)``,
+            per row or, where many spectra share their weights, per distinct row.
         pattern_of_row : ndarray (n,) of int or None
+            The row of ``weights`` of each spectrum (None: one row each).
         """
         norm = np.sqrt(np.where(self.skipped, 1.0, self.norm2))
         keep = ~self.skipped[:, None]
@@ -144,7 +146,7 @@ class WorkingBatch:
         # sqrt((w / w_max) . T^2): both factors stay of order one in float32
         data = np.where(keep, self.qd / (np.sqrt(w_max) * norm[:, None]), 0.0).astype(dtype)
         weights = np.where(keep, self.w / w_max, 0.0).astype(dtype)
-        return data, weights, None
+        return (data,) + _shared_rows(weights)
 
     def subset(self, rows):
         """The working batch of some of its rows (a view for the estimators)."""
@@ -153,6 +155,35 @@ class WorkingBatch:
             per_row = isinstance(value, np.ndarray) and name not in self._shared
             out.__dict__[name] = value[rows] if per_row else value
         return out
+
+
+def _shared_rows(weights):
+    """The weight rows, and the row of each spectrum where many spectra share theirs.
+
+    Spectra with the same variance and valid pixels have the same weights
+    (the noise-only spectra of a detection calibration of one spectrum: 128
+    draws of its noise); their ``weights . T^2`` is then one product, not one
+    per spectrum. Rows are matched by a random projection and confirmed
+    exactly.
+
+    Returns
+    -------
+    weights : ndarray (m, n_pixel)
+    row_of_spectrum : ndarray (n,) of int32 or None
+        None (``weights`` unchanged) unless ``m`` is at most half the spectra.
+    """
+    n = weights.shape[0]
+    if n < 2:
+        return weights, None
+    projection = np.random.default_rng(0).random(weights.shape[1])
+    _, first, inverse = np.unique(weights.astype(float) @ projection, return_index=True,
+                                  return_inverse=True)
+    if first.size > n // 2:
+        return weights, None
+    inverse = inverse.ravel().astype(np.int32)
+    differ = np.flatnonzero(~np.all(weights == weights[first][inverse], axis=1))
+    inverse[differ] = first.size + np.arange(differ.size, dtype=np.int32)
+    return weights[np.concatenate([first, differ])], inverse
 
 
 def _validity_patterns(usable, direct_rounds=4):

@@ -153,3 +153,38 @@ def test_search_runs_on_gpu_when_tensorflow_sees_one():
             on_cpu = Correlator(LINES, z).correlate(cube, progress=False)
     np.testing.assert_array_equal(result.best_index, on_cpu.best_index)
     np.testing.assert_allclose(result.f_best, on_cpu.f_best, rtol=1e-12)
+
+
+def test_spectra_sharing_their_variance_share_one_weight_row_and_find_the_reference_peak():
+    # 12 spectra of 3 variances (one spectrum with a masked pixel more: a row of its own),
+    # as a catalogue of one spectrum's noise draws: weights . T^2 is computed per
+    # distinct row, and every peak is still the float64 reference's
+    from muse_xcorr.correlate.model import WorkingBatch
+
+    cube, _ = line_spectra((3, 4), 30.0, seed=8, z=(0.3, 1.2))
+    rng = np.random.default_rng(8)
+    sigma = rng.uniform(0.5, 2.0, size=(3, cube.n_pixels))[np.arange(12) % 3]
+    flux = cube.spectra().flux + rng.normal(size=sigma.shape) * sigma
+    flux[5, 100] = np.nan
+    shared = MuseCube(cube.spectral_axis, flux.reshape(3, 4, -1) * cube.flux.unit,
+                      VarianceUncertainty(sigma.reshape(3, 4, -1) ** 2),
+                      medium="air", spectral_axis_index=2)
+    batch = shared.spectra()
+    work = WorkingBatch(batch, "inverse_variance", None, shared.spectral_axis, 10)
+    data, weights, row = work.search_arrays("float32")
+    assert weights.shape[0] == 4 and row.shape == (12,)
+    w = batch.inverse_variance()
+    expected = (w / w.max(axis=1, keepdims=True)).astype(np.float32)
+    np.testing.assert_array_equal(weights[row], expected)
+    z = zgrid(0.25, 1.25, 2e-4)
+    matrix = LINES.matrix(shared.spectral_axis, z, medium="air")
+    result = Correlator(LINES, z, search="coarse-to-fine", coarse_factor=8, continuum=None,
+                        lsf=None).correlate(shared, progress=False)
+    for i in range(shared.n_spectra):
+        f, sigma_f, _ = reference_ccf(batch.flux[i], batch.variance[i], batch.valid[i], matrix,
+                                      "inverse_variance")
+        k = int(np.nanargmax(f))
+        y, x = np.unravel_index(i, shared.spatial_shape)
+        assert result.best_index[y, x] == k
+        assert result.f_best[y, x] == pytest.approx(f[k], abs=2e-5)
+        assert result.sigma_f_best[y, x] == pytest.approx(sigma_f[k], rel=1e-4)
