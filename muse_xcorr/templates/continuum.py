@@ -157,16 +157,7 @@ def lattice_median(values, valid, x, width, at=None):
     centres = np.linspace(x[0], x[-1], n_centres)
     low = np.searchsorted(x, centres - width / 2, side="left")
     high = np.searchsorted(x, centres + width / 2, side="right")
-    medians = np.full((n, n_centres), np.nan)
-    masked = np.where(valid, values, np.nan)
-    for c in range(n_centres):
-        slab = masked[:, low[c]:high[c]]
-        if slab.shape[1] == 0:
-            continue
-        if valid[:, low[c]:high[c]].all():
-            medians[:, c] = np.median(slab, axis=1)
-        else:
-            medians[:, c] = row_median(slab)
+    medians = _window_medians(np.where(valid, values, np.nan), valid, low, high)
     at = x if at is None else np.asarray(at, dtype=float)
     out = np.zeros((n, at.size))
     good = np.isfinite(medians)
@@ -180,6 +171,41 @@ def lattice_median(values, valid, x, width, at=None):
     for row in np.flatnonzero(~complete & good.any(axis=1)):
         out[row] = np.interp(at, centres[good[row]], medians[row, good[row]])
     return out
+
+
+#: Values one pass of `_window_medians` copies at most (32 MB of float64).
+_WINDOW_VALUES = 4_000_000
+
+
+def _window_medians(masked, valid, low, high):
+    """The median of ``masked[:, low[c]:high[c]]`` for every window c (NaN: not valid).
+
+    The windows of one width are taken together, as a (spectra, windows,
+    width) copy: one call instead of one per window (hundreds per spectrum,
+    which made the rest-frame continuum of one template table 70 ms). A
+    window valid in every spectrum gets ``np.median``, another the median
+    of its valid values (`~muse_xcorr.statistics.row_median`).
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    n = masked.shape[0]
+    medians = np.full((n, low.size), np.nan)
+    width = high - low
+    complete = np.array([valid[:, a:b].all() for a, b in zip(low, high)], dtype=bool)
+    for size in np.unique(width[width > 0]):
+        view = sliding_window_view(masked, int(size), axis=1)
+        per_pass = max(1, _WINDOW_VALUES // max(n * int(size), 1))
+        for full in (True, False):
+            windows = np.flatnonzero((width == size) & (complete == full))
+            for first in range(0, windows.size, per_pass):
+                part = windows[first:first + per_pass]
+                slabs = view[:, low[part]]                      # (n, len(part), size)
+                if full:
+                    medians[:, part] = np.median(slabs, axis=2, overwrite_input=True)
+                else:
+                    medians[:, part] = row_median(slabs.reshape(-1, int(size))).reshape(
+                        n, part.size)
+    return medians
 
 
 def continuum_subtraction(continuum, window=DEFAULT_WINDOW):

@@ -55,9 +55,7 @@ def test_narrow_component_columns_equal_the_general_path_and_are_zero_elsewhere(
     # a lone line (a composite's component): its columns are computed over the pixels it
     # reaches; against the general path (every pixel, the band as a sparse product)
     # steep ends (a line of flat top), so that a pixel too few at either end would show
-    rest = np.array([4999.0, 5000.0, 5007.0, 5014.0, 5015.0])
-    flux = np.array([0.0, 1.0, 1.5, 1.0, 0.0])
-    template = Template(rest * u.AA, flux)
+    template = _flat_topped_line()
     wave = datasets.muse_wavelength()
     z = zgrid(-0.06, 0.9, 1e-4)
     generator = generator_for(template, wave, "air", z, lsf=lsf)
@@ -93,11 +91,20 @@ def test_columns_written_into_a_given_array_are_those_returned():
         generator.at_indices(index, np.float32, out=out64)
 
 
-def test_shift_average_is_the_mean_of_the_fine_columns():
-    """The coarse grid's box smoothing is exact: the mean of the fine columns of a step."""
-    template = datasets.make_template()
+def _flat_topped_line():
+    """A lone line with steep ends (a composite's component)."""
+    rest = np.array([4999.0, 5000.0, 5007.0, 5014.0, 5015.0])
+    return Template(rest * u.AA, np.array([0.0, 1.0, 1.5, 1.0, 0.0]))
+
+
+@pytest.mark.parametrize("kind", ["galaxy", "line"])
+def test_shift_average_is_the_mean_of_the_fine_columns(kind):
+    """The coarse grid's box smoothing is exact: the mean of the fine columns of a step
+    (for a lone line also at the redshifts where it leaves the grid, and exactly zero
+    where no shifted copy reaches)."""
+    template = datasets.make_template() if kind == "galaxy" else _flat_topped_line()
     wave = datasets.muse_wavelength()
-    z = zgrid(0.2, 1.2, 1e-4)
+    z = zgrid(-0.06, 1.2, 1e-4)
     generator = generator_for(template, wave, "air", z)
     stride = generator.stride
     offsets = np.arange(-5, 5)
@@ -105,9 +112,12 @@ def test_shift_average_is_the_mean_of_the_fine_columns():
     from muse_xcorr.templates.resample import ColumnGenerator
 
     coarse = ColumnGenerator(smoothed, generator.edges, z)
-    k = np.array([100, 4000])
+    k = np.array([5, 100, 4000, 7000, 8490])
     mean = np.mean([generator.at_indices(k + o) for o in offsets], axis=0)
-    np.testing.assert_allclose(coarse.at_indices(k), mean, rtol=1e-10, atol=1e-12)
+    got = coarse.at_indices(k)
+    np.testing.assert_allclose(got, mean, rtol=1e-10, atol=1e-12 * np.abs(mean).max())
+    if kind == "line":
+        assert np.all(got[mean == 0] == 0.0) and np.count_nonzero(mean[1:4]) > 0
 
 
 def test_log_step_divides_the_redshift_step():
