@@ -295,7 +295,10 @@ def _compiled(name, jit, n_components, n_seeds, n_z, dtype):
         signature = None if jit else [tf.TensorSpec([None, None], dtype),
                                       tf.TensorSpec([None, None], dtype),
                                       tf.TensorSpec([], dtype)]
-        _COMPILED[key] = tf.function(function, jit_compile=jit, input_signature=signature)
+        # no AutoGraph: the steps have no tensor-dependent Python control flow, and its
+        # source transformation was ~1 s of a cold start
+        _COMPILED[key] = tf.function(function, jit_compile=jit, input_signature=signature,
+                                     autograph=False)
     return _COMPILED[key]
 
 
@@ -372,5 +375,6 @@ def _window_step(dtype, n_pixel):
             return (tf.cast(tf.gather(numerator, local, batch_dims=1), tf.float64),
                     tf.cast(tf.gather(norm2, local, batch_dims=1), tf.float64))
 
-        _WINDOW_STEPS[key] = tf.function(step, input_signature=spec).get_concrete_function()
+        _WINDOW_STEPS[key] = tf.function(step, input_signature=spec,
+                                         autograph=False).get_concrete_function()
     return _WINDOW_STEPS[key]
