@@ -175,14 +175,18 @@ def lattice_median(values, valid, x, width, at=None):
 
 #: Values one pass of `_window_medians` copies at most (32 MB of float64).
 _WINDOW_VALUES = 4_000_000
+#: Above this many spectra `_window_medians` takes one window at a time (measured on 4096
+#: MUSE spectra: 0.9-1.6 s, against 1.2-1.9 s for the windows of one width together).
+_FEW_ROWS = 64
 
 
 def _window_medians(masked, valid, low, high):
     """The median of ``masked[:, low[c]:high[c]]`` for every window c (NaN: not valid).
 
-    The windows of one width are taken together, as a (spectra, windows,
-    width) copy: one call instead of one per window (hundreds per spectrum,
-    which made the rest-frame continuum of one template table 70 ms). A
+    For a few spectra (a template table, one spectrum) the windows of one
+    width are taken together, as a (spectra, windows, width) copy: one call
+    instead of one per window (hundreds, each a few microseconds of work
+    and tens of overhead). A
     window valid in every spectrum gets ``np.median``, another the median
     of its valid values (`~muse_xcorr.statistics.row_median`).
     """
@@ -192,6 +196,11 @@ def _window_medians(masked, valid, low, high):
     medians = np.full((n, low.size), np.nan)
     width = high - low
     complete = np.array([valid[:, a:b].all() for a, b in zip(low, high)], dtype=bool)
+    if n > _FEW_ROWS:  # many spectra: a window at a time is as fast, and lighter on memory
+        for c in np.flatnonzero(width > 0):
+            slab = masked[:, low[c]:high[c]]
+            medians[:, c] = np.median(slab, axis=1) if complete[c] else row_median(slab)
+        return medians
     for size in np.unique(width[width > 0]):
         view = sliding_window_view(masked, int(size), axis=1)
         per_pass = max(1, _WINDOW_VALUES // max(n * int(size), 1))

@@ -79,3 +79,18 @@ def test_template_ends_leave_no_step():
                            lsf=None).at_redshifts([0.5])[0]
     edges = (np.abs(wave.value - 3500 * 1.5) < 30) | (np.abs(wave.value - 5500 * 1.5) < 30)
     assert np.abs(column[edges]).max() < 1e-3 * column.max()
+
+
+def test_running_median_of_few_and_of_many_spectra_agree_exactly():
+    # few rows take the windows of one width together, many one window at a time (the
+    # medians themselves: test_running_median_matches_numpy_reference_on_its_lattice)
+    from muse_xcorr.templates.continuum import lattice_median
+
+    rng = np.random.default_rng(4)
+    x = np.log(np.linspace(4750.0, 9350.0, 900))
+    values = rng.normal(5.0, 1.0, size=(3, x.size))
+    valid = rng.random(values.shape) > 0.1
+    valid[1] = True
+    many = lattice_median(np.repeat(values, 30, axis=0), np.repeat(valid, 30, axis=0), x, 0.02)
+    few = lattice_median(values, valid, x, 0.02)
+    np.testing.assert_array_equal(few, many[::30])
