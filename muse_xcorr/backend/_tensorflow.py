@@ -164,10 +164,14 @@ def constant(array, dtype):
     return tf.constant(array, dtype=dtype)
 
 
+_HAS_GPU = []
+
+
 def _has_gpu():
-    if "gpu" not in _SETTINGS:
-        _SETTINGS["gpu"] = bool(tensorflow().config.list_logical_devices("GPU"))
-    return _SETTINGS["gpu"]
+    """Whether TensorFlow sees a GPU (asked once)."""
+    if not _HAS_GPU:
+        _HAS_GPU.append(bool(tensorflow().config.list_logical_devices("GPU")))
+    return _HAS_GPU[0]
 
 
 class Columns:

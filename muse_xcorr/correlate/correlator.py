@@ -12,6 +12,7 @@ same fitted model: the columns of its best template exactly as they were
 correlated (continuum-subtracted, spread by the line spread, a composite
 with its fitted amplitudes).
 """
+import contextlib
 import warnings
 
 import numpy as np
@@ -233,6 +234,8 @@ class Correlator:
             self.noise_correlation = as_correlation(noise_correlation)
         self._prepared = {}
         self._calibrations = {}
+        #: The random samples of spectra read during one run (`_one_reading`), or None.
+        self._sample_reads = None
 
     def __repr__(self):
         names = ", ".join(self.names)
@@ -360,21 +363,22 @@ class Correlator:
             return correlate_distributed(self, data, client, chunk_spectra=chunk_spectra,
                                          progress=progress)
         data = as_spectral_data(data)
-        self.prepare(data)
-        noise = self.noise_for(data)
-        parts = []
-        bar = _progress_bar(data.n_spectra, progress)
-        try:
-            for start in range(0, data.n_spectra, self.batch_size):
-                # without a noise correlation yet (few spectra), the parts keep their
-                # working batches for finish (not read and continuum-subtracted twice)
-                parts.append(self.correlate_rows(data, start, start + self.batch_size,
-                                                 rho=() if noise is None else noise,
-                                                 keep_work=noise is None))
-                bar.update(parts[-1].stop - parts[-1].start)
-        finally:
-            bar.close()
-        return self.assemble(data, self.complete(data, parts, noise))
+        with self._one_reading():
+            self.prepare(data)
+            noise = self.noise_for(data)
+            parts = []
+            bar = _progress_bar(data.n_spectra, progress)
+            try:
+                for start in range(0, data.n_spectra, self.batch_size):
+                    # without a noise correlation yet (few spectra), the parts keep their
+                    # working batches for finish (not read and continuum-subtracted twice)
+                    parts.append(self.correlate_rows(data, start, start + self.batch_size,
+                                                     rho=() if noise is None else noise,
+                                                     keep_work=noise is None))
+                    bar.update(parts[-1].stop - parts[-1].start)
+            finally:
+                bar.close()
+            return self.assemble(data, self.complete(data, parts, noise))
 
     def noise_for(self, data):
         """The noise correlation the parts of ``data`` are computed with, or None.
@@ -430,7 +434,30 @@ class Correlator:
         state = self.__dict__.copy()
         state["_prepared"] = {}
         state["_calibrations"] = {}
+        state["_sample_reads"] = None
         return state
+
+    def __setstate__(self, state):
+        state.setdefault("_sample_reads", None)
+        self.__dict__.update(state)
+
+    @contextlib.contextmanager
+    def _one_reading(self):
+        """Within it, a random sample of a data's spectra is read once however often drawn.
+
+        The noise-correlation baseline (once or twice) and the detection
+        calibration draw the same sample (seed 0) to key their caches; each
+        read of 256 scattered spectra cost ~0.1 s of every run. Only within
+        one run, so that data changed between runs are read again.
+        """
+        outer = self._sample_reads is None
+        if outer:
+            self._sample_reads = {}
+        try:
+            yield
+        finally:
+            if outer:
+                self._sample_reads = None
 
     def noise_correlation_of(self, data, *, sample=None, seed=0):
         """The noise correlation measured from the best fits of a sample of the spectra.
@@ -709,7 +736,13 @@ class Correlator:
         key of what that noise depends on (grid, medium, typical mask: the pixels valid
         in most of them)."""
         rows = np.sort(rng.choice(data.n_spectra, min(data.n_spectra, n), replace=False))
-        source = data.spectra_at(rows)
+        reads = self._sample_reads
+        read = (id(data), rows.tobytes())
+        source = reads.get(read) if reads is not None else None
+        if source is None:
+            source = data.spectra_at(rows)
+            if reads is not None:
+                reads[read] = source
         keep = source.valid.sum(axis=1) >= self.min_pixels
         typical_mask = np.packbits(source.valid[keep].mean(axis=0) > 0.5).tobytes() \
             if keep.any() else b""

@@ -120,3 +120,36 @@ def test_spectra_of_one_format_share_a_calibration_and_other_masks_do_not():
     holed = type(b)(b.spectral_axis, flux * b.flux.unit, b.uncertainty, medium=b.medium)
     other = correlator.detection_calibration(holed, [0.30])
     assert other is not first and correlator.detection_calibration(a, [0.30]) is first
+
+
+class _CountingCube(MuseCube):
+    """A real MuseCube that counts how often each set of scattered rows is read."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reads = {}
+
+    def spectra_at(self, rows):
+        key = np.asarray(rows).tobytes()
+        self.reads[key] = self.reads.get(key, 0) + 1
+        return super().spectra_at(rows)
+
+
+def test_one_run_reads_the_calibration_sample_once_and_a_new_run_again(monkeypatch):
+    # the noise-correlation baseline and the detection calibration draw the same sample;
+    # within one run it is read once, a second run (whose data may have changed) reads
+    # it again, and the result is that of a correlator that reads it every time
+    monkeypatch.setenv("MUSE_XCORR_CACHE", "0")
+    template = datasets.make_template()
+    plain, _ = datasets.make_cube((16, 20), template=template, z=(0.3, 0.9), snr=15.0, seed=4)
+    cube = _CountingCube(plain.spectral_axis, plain.flux, plain.uncertainty, medium="air")
+    z = zgrid(0.25, 1.0, 2e-4)
+    first = Correlator(template, z).correlate(cube, progress=False)
+    assert max(cube.reads.values()) == 1
+    again = Correlator(template, z)
+    fresh = again.correlate(plain, progress=False)
+    for name in ("z_best", "fap", "flags", "sigma_f_best"):
+        np.testing.assert_array_equal(first.map(name), fresh.map(name), err_msg=name)
+    cube.reads.clear()
+    again.correlate(cube, progress=False)
+    assert cube.reads and max(cube.reads.values()) == 1
