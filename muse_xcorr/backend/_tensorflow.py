@@ -144,21 +144,22 @@ def empty_aligned(shape, dtype):
     return raw[offset:offset + n * dtype.itemsize].view(dtype).reshape(shape)
 
 
-def constant(array, dtype):
-    """A tensor of a NumPy array, sharing its memory where TensorFlow allows it.
+def constant(array, dtype, *, share=False):
+    """A tensor of a NumPy array; with ``share``, sharing its memory where TensorFlow allows it.
 
     Template columns are generated in NumPy and used once by TensorFlow; a
     copy of them cost 0.13 s per 100 MB (about a tenth of a cold start
-    went into copies). Without a GPU, a C-contiguous array of the tensor's
-    dtype that starts at an :data:`ALIGNMENT`-byte boundary
-    (:func:`empty_aligned`) is handed over through DLPack without a copy:
-    it must not be written to afterwards. Anything else is copied
-    (``tf.constant``).
+    went into copies). With ``share=True`` (for a buffer the caller made
+    for this, e.g. with :func:`empty_aligned`, and never writes to again:
+    the tensor sees every later write) and without a GPU, a writable
+    C-contiguous array of the tensor's dtype that starts at an
+    :data:`ALIGNMENT`-byte boundary is handed over through DLPack without a
+    copy. Anything else is copied (``tf.constant``).
     """
     tf = tensorflow()
     dtype = tf.as_dtype(dtype)
-    if (isinstance(array, np.ndarray) and array.dtype == dtype.as_numpy_dtype
-            and array.flags.c_contiguous and array.size
+    if (share and isinstance(array, np.ndarray) and array.dtype == dtype.as_numpy_dtype
+            and array.flags.c_contiguous and array.flags.writeable and array.size
             and array.ctypes.data % ALIGNMENT == 0 and not _has_gpu()):
         return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
     return tf.constant(array, dtype=dtype)
@@ -180,16 +181,18 @@ class Columns:
     Parameters
     ----------
     rows : ndarray (n_columns, n_pixel)
-        Not written to afterwards (the tensor may share its memory, :func:`constant`).
     dtype : {"float32", "float64"}
         The hot-path dtype.
+    share : bool
+        The tensor may share the memory of ``rows`` (:func:`constant`), which
+        are then never written to again.
     """
 
-    def __init__(self, rows, dtype="float32"):
+    def __init__(self, rows, dtype="float32", *, share=False):
         tf = tensorflow()
         self.dtype = tf.as_dtype(dtype)
         self.n_columns, self.n_pixel = rows.shape
-        self.rows = constant(rows, self.dtype)
+        self.rows = constant(rows, self.dtype, share=share)
         self.tiny = float(np.finfo(self.dtype.as_numpy_dtype).tiny * 1e6)
 
     @property

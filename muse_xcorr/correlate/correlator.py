@@ -738,11 +738,13 @@ class Correlator:
         rows = np.sort(rng.choice(data.n_spectra, min(data.n_spectra, n), replace=False))
         reads = self._sample_reads
         read = (id(data), rows.tobytes())
-        source = reads.get(read) if reads is not None else None
+        # the entry holds the data too: its id cannot be another object's while it lives
+        kept = reads.get(read) if reads is not None else None
+        source = kept[1] if kept is not None and kept[0] is data else None
         if source is None:
             source = data.spectra_at(rows)
             if reads is not None:
-                reads[read] = source
+                reads[read] = (data, source)
         keep = source.valid.sum(axis=1) >= self.min_pixels
         typical_mask = np.packbits(source.valid[keep].mean(axis=0) > 0.5).tobytes() \
             if keep.any() else b""

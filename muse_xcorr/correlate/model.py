@@ -163,8 +163,7 @@ def _shared_rows(weights):
     Spectra with the same variance and valid pixels have the same weights
     (the noise-only spectra of a detection calibration of one spectrum: 128
     draws of its noise); their ``weights . T^2`` is then one product, not one
-    per spectrum. Rows are matched by a random projection and confirmed
-    exactly.
+    per spectrum. Rows are matched by their bytes (exact).
 
     Returns
     -------
@@ -173,17 +172,14 @@ def _shared_rows(weights):
         None (``weights`` unchanged) unless ``m`` is at most half the spectra.
     """
     n = weights.shape[0]
-    if n < 2:
+    if n < 2 or weights.shape[1] == 0:
         return weights, None
-    projection = np.random.default_rng(0).random(weights.shape[1])
-    _, first, inverse = np.unique(weights.astype(float) @ projection, return_index=True,
-                                  return_inverse=True)
+    weights = np.ascontiguousarray(weights)
+    keys = weights.view(np.dtype((np.void, weights.shape[1] * weights.itemsize))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     if first.size > n // 2:
         return weights, None
-    inverse = inverse.ravel().astype(np.int32)
-    differ = np.flatnonzero(~np.all(weights == weights[first][inverse], axis=1))
-    inverse[differ] = first.size + np.arange(differ.size, dtype=np.int32)
-    return weights[np.concatenate([first, differ])], inverse
+    return weights[first], inverse.ravel().astype(np.int32)
 
 
 def _validity_patterns(usable, direct_rounds=4):

@@ -69,7 +69,7 @@ class SearchGrid:
                 generator.at_indices(index, np.dtype(dtype),
                                      out=rows[g * index.size:(g + 1) * index.size])
             self.blocks.append((first, low, min(low + per_block, n),
-                                backend.Columns(rows, dtype)))
+                                backend.Columns(rows, dtype, share=True)))
 
     @property
     def nbytes(self):
@@ -143,7 +143,7 @@ def window_best(search_arrays, prepared, centres, half, dtype):
         rows = generator.at_indices(unique, np.dtype(dtype),
                                     out=backend.empty_aligned((unique.size, generator.n_pixel),
                                                               dtype))
-        rows = backend.constant(rows, dtype)
+        rows = backend.constant(rows, dtype, share=True)
         a[..., g], b[..., g] = backend.window_sums(data, weights, pattern_of_row, rows,
                                                    position)
     tiny = np.finfo(np.dtype(dtype)).tiny * 1e6

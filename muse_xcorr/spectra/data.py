@@ -412,6 +412,9 @@ class _SpectralData:
             start, stop, _ = rows.indices(self.n_spectra)
             return self.spectra(start, stop)
         rows = np.asarray(rows, dtype=np.int64).ravel()
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_spectra):
+            raise IndexError(f"spectrum indices must lie in 0-{self.n_spectra - 1}, got "
+                             f"{rows.min()}-{rows.max()}")
         if rows.size and np.all(np.diff(rows) == 1):
             return self.spectra(int(rows[0]), int(rows[-1]) + 1)
         if rows.size == 0:

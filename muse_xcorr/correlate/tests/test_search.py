@@ -163,6 +163,7 @@ def test_spectra_sharing_their_variance_share_one_weight_row_and_find_the_refere
 
     cube, _ = line_spectra((3, 4), 30.0, seed=8, z=(0.3, 1.2))
     rng = np.random.default_rng(8)
+    # interleaved: a row's neighbours in memory are other variances
     sigma = rng.uniform(0.5, 2.0, size=(3, cube.n_pixels))[np.arange(12) % 3]
     flux = cube.spectra().flux + rng.normal(size=sigma.shape) * sigma
     flux[5, 100] = np.nan

@@ -192,3 +192,6 @@ def test_scattered_rows_read_as_each_spectrum_on_its_own():
     assert batch.outliers.tolist() == [True, False, False, False, False]
     assert not batch.valid[2, 50:60].any() and batch.valid[2, :50].all()  # the mask
     assert not batch.valid[3, 10] and batch.valid[3, 11]  # the NaN
+    for bad in ([0, 41, 42], [0, -1]):  # outside the cube: an error, not a shorter batch
+        with pytest.raises(IndexError, match="spectrum indices must lie in 0-41"):
+            cube.spectra_at(bad)
