@@ -15,6 +15,7 @@ which TensorFlow enables by default and which round the inputs of a float32
 product to a 10-bit mantissa; they are switched off here when TensorFlow
 starts (:func:`allow_tf32`).
 """
+import functools
 import logging
 import os
 import sys
@@ -165,14 +166,10 @@ def constant(array, dtype, *, share=False):
     return tf.constant(array, dtype=dtype)
 
 
-_HAS_GPU = []
-
-
+@functools.lru_cache(maxsize=None)
 def _has_gpu():
     """Whether TensorFlow sees a GPU (asked once)."""
-    if not _HAS_GPU:
-        _HAS_GPU.append(bool(tensorflow().config.list_logical_devices("GPU")))
-    return _HAS_GPU[0]
+    return bool(tensorflow().config.list_logical_devices("GPU"))
 
 
 class Columns:

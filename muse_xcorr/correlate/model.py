@@ -174,12 +174,25 @@ def _shared_rows(weights):
     n = weights.shape[0]
     if n < 2 or weights.shape[1] == 0:
         return weights, None
-    weights = np.ascontiguousarray(weights)
-    keys = weights.view(np.dtype((np.void, weights.shape[1] * weights.itemsize))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    first, inverse = _distinct_rows(weights)
     if first.size > n // 2:
         return weights, None
-    return weights[first], inverse.ravel().astype(np.int32)
+    return weights[first], inverse.astype(np.int32)
+
+
+def _distinct_rows(array):
+    """The first row of each distinct row of a 2-d array (by its bytes), and each row's one.
+
+    Returns
+    -------
+    first : ndarray of int (m,)
+    inverse : ndarray of int (n,)
+        ``array[first][inverse]`` is ``array``.
+    """
+    array = np.ascontiguousarray(array)
+    keys = array.view(np.dtype((np.void, max(array.shape[1] * array.itemsize, 1)))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return first, inverse.ravel()
 
 
 def _validity_patterns(usable, direct_rounds=4):
@@ -195,10 +208,8 @@ def _validity_patterns(usable, direct_rounds=4):
         representatives.append(left[0])
         left = left[~same]
     if left.size:
-        keys = np.ascontiguousarray(np.packbits(usable[left], axis=1))
-        keys = keys.view(np.dtype((np.void, max(keys.shape[1], 1)))).ravel()
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        pattern_of_row[left] = len(representatives) + inverse.ravel()
+        first, inverse = _distinct_rows(np.packbits(usable[left], axis=1))
+        pattern_of_row[left] = len(representatives) + inverse
         representatives.extend(left[first])
     return usable[representatives], pattern_of_row
 

@@ -63,13 +63,9 @@ class SearchGrid:
             # one column of halo on each side, so that local maxima at block edges are right
             first, stop = max(low - 1, 0), min(low + per_block + 1, n)
             index = np.arange(first, stop) + offset
-            rows = backend.empty_aligned((len(generators) * index.size, generators[0].n_pixel),
-                                         dtype)
-            for g, generator in enumerate(generators):
-                generator.at_indices(index, np.dtype(dtype),
-                                     out=rows[g * index.size:(g + 1) * index.size])
             self.blocks.append((first, low, min(low + per_block, n),
-                                backend.Columns(rows, dtype, share=True)))
+                                backend.Columns(_aligned_columns(generators, index, dtype),
+                                                dtype, share=True)))
 
     @property
     def nbytes(self):
@@ -103,6 +99,16 @@ class SearchGrid:
         score = np.take_along_axis(score, order, axis=1)
         index = np.where(index >= 0, self.centres[np.maximum(index, 0)], -1)
         return index, score, extrema
+
+
+def _aligned_columns(generators, index, dtype):
+    """The generators' columns at grid indices ``index``, generator-major, in one array
+    that TensorFlow can take without a copy (`~muse_xcorr.backend._tensorflow.constant`)."""
+    rows = backend.empty_aligned((len(generators) * index.size, generators[0].n_pixel), dtype)
+    for g, generator in enumerate(generators):
+        generator.at_indices(index, np.dtype(dtype),
+                             out=rows[g * index.size:(g + 1) * index.size])
+    return rows
 
 
 def window_best(search_arrays, prepared, centres, half, dtype):
@@ -140,10 +146,7 @@ def window_best(search_arrays, prepared, centres, half, dtype):
     a = np.zeros(window.shape + (prepared.n_components,))
     b = np.zeros_like(a)
     for g, generator in enumerate(prepared.fine):
-        rows = generator.at_indices(unique, np.dtype(dtype),
-                                    out=backend.empty_aligned((unique.size, generator.n_pixel),
-                                                              dtype))
-        rows = backend.constant(rows, dtype, share=True)
+        rows = backend.constant(_aligned_columns([generator], unique, dtype), dtype, share=True)
         a[..., g], b[..., g] = backend.window_sums(data, weights, pattern_of_row, rows,
                                                    position)
     tiny = np.finfo(np.dtype(dtype)).tiny * 1e6

@@ -285,7 +285,7 @@ class ColumnGenerator:
             first = np.floor(position).astype(np.int64)
             fraction = position - first
             self._fast = (first, int(round(steps[0])), np.expm1(fraction * table.step))
-        self._active = self._active_segments()
+        self._active = None if self._fast is None else self._active_segments()
 
     def _active_segments(self):
         """The table segments where the running integral is not constant, or None.
@@ -311,7 +311,7 @@ class ColumnGenerator:
     def _active_pixels(self, k):
         """Output pixels (first, stop) that columns at grid indices ``k`` may make non-zero,
         or None for all of them (see `_active_segments`)."""
-        if self._active is None or self._fast is None:
+        if self._active is None:
             return None
         first, stride, _ = self._fast
         low, high = self._active
