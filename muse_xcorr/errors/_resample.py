@@ -23,7 +23,7 @@ import numpy as np
 from ..correlate.model import copy_scores
 from ..statistics import refine_on_grid
 from . import MIN_SAMPLES
-from ._window import Estimate, chunks, window_index
+from ._window import CHUNK_ELEMENTS, Estimate, chunks, window_index
 
 __all__ = ["resampled_sigma", "EDGE_FRACTION", "DEFAULT_WINDOW", "RESAMPLING_PARAMETERS"]
 
@@ -42,8 +42,83 @@ DEFAULT_WINDOW = 10
 EDGE_FRACTION = 0.05
 
 
+class WindowPlan:
+    """The two windows of every spectrum, with each template's columns generated once.
+
+    The windows of many spectra overlap (spectra at similar redshifts, and
+    one second candidate shared by many), so the columns of a template are
+    generated for the union of its grid indices over all ``rows`` when that
+    union fits in the memory bound; templates whose union does not are
+    generated chunk by chunk (see `vectors`).
+
+    Parameters
+    ----------
+    result : `~muse_xcorr.Redshift`
+    rows : ndarray of int
+        Flat indices of the spectra (with a peak).
+    window : int
+        Half-width in grid steps of each window.
+    budget : int
+        Float64 elements the shared columns may hold.
+
+    Attributes
+    ----------
+    index : ndarray (n, 2, w)
+        Grid indices of both windows.
+    template : ndarray (n, 2)
+        The template of each window.
+    clipped : ndarray of bool (n,)
+    """
+
+    def __init__(self, result, rows, window, budget=CHUNK_ELEMENTS):
+        correlator = result.correlator
+        self.prepared = correlator.prepare(result.data)
+        self.n_pixels = result.data.n_pixels
+        best = result.flat("best_index")[rows]
+        template = np.stack([result.flat("template_index")[rows],
+                             result.flat_candidates("template")[rows, 1]
+                             if result.n_candidates > 1 else
+                             np.full(rows.size, -1)], axis=1).astype(np.int64)
+        second = result.flat_candidates("index")[rows, 1] if result.n_candidates > 1 \
+            else np.full(rows.size, -1)
+        has_second = (second >= 0) & (template[:, 1] >= 0)
+        template[:, 1] = np.where(has_second, template[:, 1], template[:, 0])
+        second = np.where(has_second, second, best)
+        index_best, self.clipped = window_index(best, window, result.z.size)
+        index_second, _ = window_index(second, window, result.z.size)
+        self.index = np.stack([index_best, index_second], axis=1)
+        self.template = template
+        self.shape = (2, index_best.shape[1], correlator.max_components)
+        self._shared = {}
+        for t in np.unique(template):
+            unique = np.unique(self.index[template == t])
+            size = unique.size * self.prepared[t].n_components * self.n_pixels
+            if size <= budget:
+                budget -= size
+                self._shared[t] = (unique, self.prepared[t].columns(unique))
+
+    def columns(self, template, index):
+        """The columns of ``template`` at grid indices ``index`` (m, w).
+
+        Returns
+        -------
+        columns : ndarray (K, U, n_pixel)
+        position : ndarray of int (m, w)
+            Where each index is along the second axis of ``columns``.
+        """
+        if template in self._shared:
+            unique, columns = self._shared[template]
+            return columns, np.searchsorted(unique, index)
+        unique, position = np.unique(index, return_inverse=True)
+        return self.prepared[template].columns(unique), position.reshape(index.shape)
+
+    def vectors(self, part):
+        """`WindowVectors` of the spectra at positions ``part`` of ``rows``."""
+        return WindowVectors(self, part)
+
+
 class WindowVectors:
-    """The template columns of each spectrum's two windows, as one stack of vectors.
+    """The template columns of some spectra's two windows, as one stack of vectors.
 
     Attributes
     ----------
@@ -57,39 +132,21 @@ class WindowVectors:
     clipped : ndarray of bool (n,)
     """
 
-    def __init__(self, result, rows, window):
-        correlator, data = result.correlator, result.data
-        prepared = correlator.prepare(data)
-        k_max = correlator.max_components
-        best = result.flat("best_index")[rows]
-        template = np.stack([result.flat("template_index")[rows],
-                             result.flat_candidates("template")[rows, 1]
-                             if result.n_candidates > 1 else
-                             np.full(rows.size, -1)], axis=1).astype(np.int64)
-        second = result.flat_candidates("index")[rows, 1] if result.n_candidates > 1 \
-            else np.full(rows.size, -1)
-        has_second = (second >= 0) & (template[:, 1] >= 0)
-        template[:, 1] = np.where(has_second, template[:, 1], template[:, 0])
-        second = np.where(has_second, second, best)
-        index_best, clipped = window_index(best, window, result.z.size)
-        index_second, _ = window_index(second, window, result.z.size)
-        self.index = np.stack([index_best, index_second], axis=1)
-        self.template = template
-        self.clipped = clipped
-        n, w = rows.size, index_best.shape[1]
-        self.shape = (2, w, k_max)
-        self.vectors = np.zeros((n, 2, w, k_max, data.n_pixels))
-        self.prepared = prepared
+    def __init__(self, plan, part):
+        self.index = plan.index[part]
+        self.template = plan.template[part]
+        self.clipped = plan.clipped[part]
+        self.shape = plan.shape
+        self.prepared = plan.prepared
+        n = part.size
+        self.vectors = np.zeros((n,) + self.shape + (plan.n_pixels,))
         for slot in range(2):
-            for t in np.unique(template[:, slot]):
-                members = np.flatnonzero(template[:, slot] == t)
-                p = prepared[t]
-                unique, position = np.unique(self.index[members, slot], return_inverse=True)
-                cols = p.columns(unique)                       # (K, U, P)
-                position = position.reshape(members.size, w)
-                for g in range(p.n_components):
+            for t in np.unique(self.template[:, slot]):
+                members = np.flatnonzero(self.template[:, slot] == t)
+                cols, position = plan.columns(t, self.index[members, slot])
+                for g in range(self.prepared[t].n_components):
                     self.vectors[members, slot, :, g] = cols[g][position]
-        self.vectors = self.vectors.reshape(n, -1, data.n_pixels)
+        self.vectors = self.vectors.reshape(n, -1, plan.n_pixels)
 
     def scores(self, numerators, work):
         """Scores (n, s, 2, w) of the copies from their numerators (n, s, 2 w K)."""
@@ -139,12 +196,14 @@ def resampled_sigma(result, sample, *, window, n_samples, rng):
     robust = np.full(result.n_spectra, np.nan)
     width = 2 * window + 1
     per_row = data.n_pixels * max(2 * width * correlator.max_components, n_samples) * 2
-    for rows in chunks(rows_all, per_row):
+    plan = WindowPlan(result, rows_all, window)
+    for part in chunks(np.arange(rows_all.size), per_row):
+        rows = rows_all[part]
         work = correlator.working(data, rows, rho=result.noise_correlation)
         template = result.flat("template_index")[rows]
         model, _, _ = correlator.fitted_model(data, rows, template,
                                               result.flat("z_best")[rows], work=work)
-        vectors = WindowVectors(result, rows, window)
+        vectors = plan.vectors(part)
         numerators = sample(work, model, vectors.vectors, n_samples, rng)
         score = vectors.scores(numerators, work).reshape(rows.size, n_samples, -1)
         z_star, on_edge = _z_star(score, vectors.index.reshape(rows.size, -1), result.z, width)

@@ -10,11 +10,11 @@ result with sigma_z = (1 + z_best) h sigma_u.
 """
 import numpy as np
 
-__all__ = ["Estimate", "PeakWindow", "window_index", "local_step", "to_sigma_z",
+__all__ = ["Estimate", "PeakWindow", "window_index", "local_step", "to_sigma_z", "CHUNK_ELEMENTS",
            "chunks"]
 
 #: Float64 elements held at a time per chunk of spectra (bounds memory, ~200 MB).
-_CHUNK_ELEMENTS = 25_000_000
+CHUNK_ELEMENTS = 25_000_000
 
 
 def window_index(centre, half_width, n_z):
@@ -46,7 +46,7 @@ def to_sigma_z(result, sigma_u, h, rows):
 
 def chunks(rows, per_row):
     """Chunks of ``rows`` holding at most the memory bound, ``per_row`` float64s per row."""
-    size = max(1, _CHUNK_ELEMENTS // max(int(per_row), 1))
+    size = max(1, CHUNK_ELEMENTS // max(int(per_row), 1))
     return [rows[i:i + size] for i in range(0, rows.size, size)]
 
 
