@@ -7,7 +7,7 @@ One command for a GPU machine (issue #13, item 4). It prints:
 
 - the devices TensorFlow sees, and plainly when there is no GPU (then
   everything runs on the CPU, labelled so, and the script still exits 0);
-- (a), (d) and (e) of ``benchmarks/speed.py``, by its own functions, as
+- (a), (d), (e) and (f) of ``benchmarks/speed.py``, by its own functions, as
   ratios to the bare float32 matmul measured on the same device in the same run;
 - the agreement of ``Correlator(dtype="float32")`` with ``dtype="float64"``
   on simulated spectra (S/N 5-40, 0.05 < z < 6): max |dz| / (1 + z) of
@@ -111,9 +111,10 @@ def main(argv=None):
         cold = speed.measure_cold(timing)
         times = speed.grid_search(timing, template, measure=("a",))
         rates = speed.whole_range(timing, template)
+        default = speed.default_rate(timing)
         cold["matmul"] = speed.full_matmul(timing, timing.n_pixel) or times["matmul"]
-        print(f"\n(a), (d), (e) on the {where}:")
-        speed.report(timing, times, rates, cold)
+        print(f"\n(a), (d), (e), (f) on the {where}:")
+        speed.report(timing, times, rates, cold, default)
 
     n = args.n_agree or (64 if args.small else 2048)
     z = zgrid(0.0, 6.7, 1e-4)

@@ -26,7 +26,17 @@ absolute times:
     first process starts with an empty store). The import of the package and
     the start of TensorFlow are timed apart and not counted. ``--small``
     times the first template of the default set only (labelled so; the goal
-    applies to the whole set).
+    applies to the whole set);
+(f) what a user of the one-line default waits for a cube: ``Correlator()``
+    (the whole default set over the default grid, default batch) on
+    simulated spectra (S/N 2-30, neighbouring pixels' noise correlated at
+    rho1 = 0.3), in spectra per second after its set-up call, and the hours
+    of a 300 x 300 cube at that rate. 512 spectra by default: the most that
+    measure their noise correlation from their own residuals; a larger
+    cube searches a random sample of 512 of its spectra for it first, once
+    (a negligible share of a whole cube, but half again of 1024 spectra).
+    No target: (d) is the issue's figure for the whole range, with one
+    template.
 
 Targets (issues #5 and #13): (a) <= 1.33, (b) <= 3.5, (c) <= 2 x (a), (d) >=
 100 x specutils, (e) <= 20. A missed target is printed with the factor by
@@ -226,6 +236,26 @@ def full_matmul(args, n_pixel):
     return times["matmul"]
 
 
+def default_rate(args):
+    """(f): spectra per second of the one-line default ``Correlator()`` after its set-up."""
+    from muse_xcorr import Correlator, datasets
+
+    n = args.n_default
+    shape = (n // 32, 32)
+    rng = np.random.default_rng(5)
+    cube, _ = datasets.make_cube(shape=shape, z=(0.05, 4.0), snr=rng.uniform(2, 30, shape),
+                                 seed=6, rho1=0.3)
+    start = time.perf_counter()
+    correlator = Correlator()
+    correlator.correlate(cube, progress=False)
+    timings = {"set-up": time.perf_counter() - start, "n": n,
+               "templates": len(correlator.templates), "n_z": correlator.z.size}
+    times, _ = best_of({"default": lambda: correlator.correlate(cube, progress=False)},
+                       args.repeat)
+    timings["rate"] = n / times["default"]
+    return timings
+
+
 def specutils_rate(cube, template, n):
     """Spectra per second of specutils template_correlate (FFT, else direct) + argmax."""
     import astropy.units as u
@@ -262,13 +292,15 @@ def specutils_rate(cube, template, n):
     return n / seconds["specutils"]
 
 
-def report(args, times, rates, cold=None):
-    """Print the table of ratios and the targets: (a)-(c), then (d), then (e)."""
+def report(args, times, rates, cold=None, default=None):
+    """Print the table of ratios and the targets: (a)-(c), then (d), (e) and (f)."""
     report_grid(args, times)
     if rates:
         report_range(args, rates)
     if cold:
         report_cold(cold)
+    if default:
+        report_default(default)
 
 
 def report_grid(args, times):
@@ -338,6 +370,16 @@ def report_cold(cold):
           f"[matmul {FULL_SHAPE[0]} x 3681 @ 3681 x {FULL_SHAPE[1]}: {limit:.3f} s]")
 
 
+def report_default(default):
+    """(f): the one-line default's rate, and what it means for a whole cube."""
+    hours = 300 * 300 / default["rate"] / 3600
+    print(f"(f) the one-line default Correlator() ({default['templates']} templates, "
+          f"{default['n_z']} redshifts) on {default['n']} simulated spectra, after its "
+          f"set-up call ({default['set-up']:.1f} s):")
+    print(f"      {default['rate']:.1f} spectra/s; a 300 x 300 cube at this rate: "
+          f"{hours:.1f} h  [no target]")
+
+
 def _templates_option(value):
     return "all" if value == "all" else int(value)
 
@@ -362,6 +404,9 @@ def parse(argv=None):
     parser.add_argument("--skip-curves", action="store_true",
                         help="skip (b) (the default with --small: it is the slowest)")
     parser.add_argument("--skip-cold", action="store_true", help="skip (e)")
+    parser.add_argument("--skip-default", action="store_true", help="skip (f)")
+    parser.add_argument("--n-default", type=int,
+                        help="spectra of (f) (default 512; --small: 128)")
     parser.add_argument("--cold-templates", type=_templates_option,
                         help="(e) with the first N templates of the default set, or 'all': "
                         "exactly Correlator() (default all; --small: 1)")
@@ -374,12 +419,14 @@ def parse(argv=None):
     if args.repeat is None:
         args.repeat = 1 if args.small else 3
     args.skip_curves = args.skip_curves or args.small
-    defaults = (512, 1000, 256, 5) if args.small else FULL_SHAPE + (4096, 20)
-    for name, value in zip(("n_spectra", "n_z", "n_range", "n_specutils"), defaults):
+    defaults = (512, 1000, 256, 5, 128) if args.small else FULL_SHAPE + (4096, 20, 512)
+    for name, value in zip(("n_spectra", "n_z", "n_range", "n_specutils", "n_default"),
+                           defaults):
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.n_spectra = max(64, args.n_spectra // 64 * 64)
     args.n_range = max(32, args.n_range // 32 * 32)
+    args.n_default = max(32, args.n_default // 32 * 32)
     return args
 
 
@@ -403,9 +450,10 @@ def main(argv=None):
     cold = None if args.skip_cold else measure_cold(args)
     times = grid_search(args, template, ("a", "c") if args.skip_curves else ("a", "b", "c"))
     rates = None if args.skip_range else whole_range(args, template)
+    default = None if args.skip_default else default_rate(args)
     if cold is not None:
         cold["matmul"] = full_matmul(args, args.n_pixel) or times["matmul"]
-    report(args, times, rates, cold)
+    report(args, times, rates, cold, default)
 
 
 def measure_cold(args):
