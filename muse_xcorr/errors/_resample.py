@@ -59,7 +59,9 @@ class WindowPlan:
     window : int
         Half-width in grid steps of each window.
     budget : int
-        Float64 elements the shared columns may hold.
+        Float64 elements the shared columns may hold (default the bound of
+        one chunk of spectra, :data:`~muse_xcorr.errors._window.CHUNK_ELEMENTS`:
+        the estimators hold at most about twice that).
 
     Attributes
     ----------
