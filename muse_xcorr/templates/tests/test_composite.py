@@ -90,3 +90,22 @@ def test_a_component_all_but_outside_the_data_gets_no_amplitude():
     # the reference: the fit without the third component
     np.testing.assert_allclose(amplitude, [[10.0, 1.5, 0.0]])
     np.testing.assert_allclose(model2, [100.0 + 2.25 * 2])
+
+
+def test_many_problems_are_fitted_in_blocks_exactly_as_one_by_one():
+    """More problems than one block (`_FIT_BLOCK`): each amplitude as its problem alone."""
+    from muse_xcorr.templates.composite import _FIT_BLOCK
+
+    rng = np.random.default_rng(7)
+    lower = np.array([0.3, 1.0, 0.05, 0.0])
+    upper = np.array([8.0, 1.0, 12.0, np.inf])
+    shape = (3, _FIT_BLOCK // 2 + 17, 4)       # 1.5 blocks and a bit, in two leading axes
+    b = rng.uniform(0.1, 3, shape)
+    b[rng.random(shape) < 0.2] = 0.0
+    a = rng.normal(size=shape) * rng.uniform(0.1, 5, shape)
+    a[0, :5] = 0.0                             # a problem with nothing bounded to fit
+    together = fit_amplitudes(a, b, lower, upper)
+    assert together.shape == shape
+    alone = np.array([[fit_amplitudes(a[i, j], b[i, j], lower, upper)
+                       for j in range(shape[1])] for i in range(shape[0])])
+    np.testing.assert_array_equal(together, alone)
