@@ -20,7 +20,7 @@ ZERR_UNRELIABLE.
 """
 import numpy as np
 
-from ..correlate.model import copy_scores
+from ..correlate.model import copy_scores, gather_columns
 from ..statistics import refine_on_grid
 from . import MIN_SAMPLES
 from ._window import CHUNK_ELEMENTS, Estimate, chunks, window_index
@@ -49,7 +49,7 @@ class WindowPlan:
     one second candidate shared by many), so the columns of a template are
     generated for the union of its grid indices over all ``rows`` when that
     union fits in the memory bound; templates whose union does not are
-    generated chunk by chunk (see `vectors`).
+    generated chunk by chunk (see `columns`).
 
     Parameters
     ----------
@@ -100,23 +100,11 @@ class WindowPlan:
                 self._shared[t] = (unique, self.prepared[t].columns(unique))
 
     def columns(self, template, index):
-        """The columns of ``template`` at grid indices ``index`` (m, w).
-
-        Returns
-        -------
-        columns : ndarray (K, U, n_pixel)
-        position : ndarray of int (m, w)
-            Where each index is along the second axis of ``columns``.
-        """
+        """The columns of ``template`` at grid indices ``index`` (m, w): (K, m, w, n_pixel)."""
         if template in self._shared:
             unique, columns = self._shared[template]
-            return columns, np.searchsorted(unique, index)
-        unique, position = np.unique(index, return_inverse=True)
-        return self.prepared[template].columns(unique), position.reshape(index.shape)
-
-    def vectors(self, part):
-        """`WindowVectors` of the spectra at positions ``part`` of ``rows``."""
-        return WindowVectors(self, part)
+            return columns[:, np.searchsorted(unique, index)]
+        return gather_columns(self.prepared[template], index)
 
 
 class WindowVectors:
@@ -135,6 +123,7 @@ class WindowVectors:
     """
 
     def __init__(self, plan, part):
+        """The vectors of the spectra at positions ``part`` of ``plan``'s rows."""
         self.index = plan.index[part]
         self.template = plan.template[part]
         self.clipped = plan.clipped[part]
@@ -145,9 +134,8 @@ class WindowVectors:
         for slot in range(2):
             for t in np.unique(self.template[:, slot]):
                 members = np.flatnonzero(self.template[:, slot] == t)
-                cols, position = plan.columns(t, self.index[members, slot])
-                for g in range(self.prepared[t].n_components):
-                    self.vectors[members, slot, :, g] = cols[g][position]
+                columns = plan.columns(t, self.index[members, slot])      # (K, m, w, P)
+                self.vectors[members, slot, :, :columns.shape[0]] = np.moveaxis(columns, 0, 2)
         self.vectors = self.vectors.reshape(n, -1, plan.n_pixels)
 
     def scores(self, numerators, work):
@@ -205,7 +193,7 @@ def resampled_sigma(result, sample, *, window, n_samples, rng):
         template = result.flat("template_index")[rows]
         model, _, _ = correlator.fitted_model(data, rows, template,
                                               result.flat("z_best")[rows], work=work)
-        vectors = plan.vectors(part)
+        vectors = WindowVectors(plan, part)
         numerators = sample(work, model, vectors.vectors, n_samples, rng)
         score = vectors.scores(numerators, work).reshape(rows.size, n_samples, -1)
         z_star, on_edge = _z_star(score, vectors.index.reshape(rows.size, -1), result.z, width)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from muse_xcorr import Correlator, datasets, templates, zgrid
-from muse_xcorr.errors._resample import WindowPlan
+from muse_xcorr.errors._resample import WindowPlan, WindowVectors
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,6 @@ def test_window_vectors_are_each_samples_own_columns(result, budget):
             result.correlator.prepare(result.data)[t].n_components * result.data.n_pixels
         plan = WindowPlan(result, rows, 3, budget=one if budget == "one template" else 0)
     for part in (np.arange(rows.size), np.array([rows.size - 1, 0, 2])):
-        vectors = plan.vectors(part)
+        vectors = WindowVectors(plan, part)
         np.testing.assert_array_equal(vectors.index, whole.index[part])
         np.testing.assert_array_equal(vectors.vectors, reference_vectors(result, plan, part))
