@@ -229,9 +229,12 @@ def correlate_distributed(correlator, data_or_paths, client, *, chunk_spectra=No
     in_memory = [i for i, s in enumerate(sources) if s is None]
     scattered = {}
     if in_memory:
-        futures = client.scatter([local[i] for i in in_memory], broadcast=True)
+        futures = client.scatter([local[i] for i in in_memory], broadcast=True, hash=False)
         scattered = dict(zip(in_memory, futures))
-    remote = client.scatter(correlator, broadcast=True)  # pickled without prepared templates
+    # pickled without prepared templates; hash=False: a random key, since the key of
+    # the same data scattered again by the next call can be released under it
+    # ("lost dependencies", dask/distributed#3703)
+    remote = client.scatter(correlator, broadcast=True, hash=False)
     if chunk_spectra is None:
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
         total = sum(d.n_spectra for d in local)
