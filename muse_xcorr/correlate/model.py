@@ -316,6 +316,40 @@ class PreparedTemplate:
         """The components' columns at any redshifts: (n_components, len(z), n_pixel)."""
         return np.stack([g.at_redshifts(z) for g in self.fine])
 
+    def disjoint_components(self, index):
+        """Whether the components' columns at each grid index have no pixel in common.
+
+        Where they have none, their Gram matrix is diagonal in any weights, and
+        the fit's explained share of ``||d||^2`` is at most the sum of the
+        components' own (:func:`~muse_xcorr.correlate.search.window_best`).
+
+        Parameters
+        ----------
+        index : ndarray of int
+            Fine grid indices.
+
+        Returns
+        -------
+        disjoint : ndarray of bool, the shape of ``index``
+            Always True for a single template; False where a component's
+            extent is not known exactly
+            (:meth:`~muse_xcorr.templates.resample.ColumnGenerator.pixel_ranges`).
+        """
+        index = np.asarray(index, dtype=np.int64)
+        disjoint = np.ones(index.shape, bool)
+        if self.n_components == 1:
+            return disjoint
+        ranges = [g.pixel_ranges(index) for g in self.fine]
+        if any(r is None for r in ranges):
+            return ~disjoint
+        for g in range(self.n_components):
+            for h in range(g + 1, self.n_components):
+                for start_g, stop_g in ranges[g]:
+                    for start_h, stop_h in ranges[h]:
+                        disjoint &= (stop_g <= start_h) | (stop_h <= start_g) | \
+                            (stop_g == start_g) | (stop_h == start_h)
+        return disjoint
+
     def covers_data(self):
         """Whether some component is non-zero on the observed grid at some redshift of its range."""
         low, high = self.index_range

@@ -35,7 +35,7 @@ from ..units import C_KMS, convert_medium
 from .continuum import NothingLeftError
 
 __all__ = ["TABLE_STEP_KMS", "LogTable", "ColumnGenerator", "observed_vacuum_edges",
-           "generator_for", "log_step_for"]
+           "generator_for", "log_step_for", "NEGLIGIBLE"]
 
 #: Node spacing of a `LogTable`, km/s (at most; it divides the redshift step exactly).
 TABLE_STEP_KMS = 4.0
@@ -44,6 +44,9 @@ TABLE_STEP_KMS = 4.0
 #: temporaries (16 x ~3700 float64, 0.5 MB) stay in the cache; measured on 2 cores,
 #: 56 us a column against 117 us with chunks of 256 (docs/performance.rst).
 _CHUNK = 16
+#: Fraction of a table's largest absolute value below which `LogTable.trimmed` sets its
+#: cells to zero (far below the float32 precision of the search).
+NEGLIGIBLE = 1e-12
 #: Threads that generate columns (NumPy releases the GIL in the work of a chunk).
 THREADS = min(os.cpu_count() or 1, 8)
 
@@ -177,6 +180,41 @@ class LogTable:
         return LogTable(self.x0, self.step, self.values - np.where(inside, smooth, 0.0),
                         self.cumulative - integral, support=self.support)
 
+    def trimmed(self, fraction=None):
+        """The table with the cells where the template stays below ``fraction`` of its
+        largest absolute value set to exactly zero.
+
+        Such cells (the far wings of a Gaussian line, ~1e-150 of its peak) carry
+        nothing float32 or float64 can tell apart from zero in a fit, but a
+        least-squares amplitude of ~1e150 would fit a pixel with them, and the
+        columns of such a line would reach far beyond the line. Their integral
+        is removed and the running integral is exactly flat across them.
+
+        Parameters
+        ----------
+        fraction : float, optional
+            Default `NEGLIGIBLE`.
+
+        Returns
+        -------
+        table : `LogTable`
+            ``self`` where no cell is that small.
+        """
+        fraction = NEGLIGIBLE if fraction is None else float(fraction)
+        integral = np.diff(self.cumulative)
+        # the linear piece of cell i starts at T_i with mean m_i: |T| <= |T_i| + 2 |m_i|
+        size = np.abs(self.values[:-1]) + 2.0 * np.abs(integral / np.diff(self.wavelength))
+        small = size <= fraction * size.max(initial=0.0)
+        if not small.any() or small.all():
+            return self
+        cumulative = self.cumulative[0] + np.concatenate(
+            [[0.0], np.cumsum(np.where(small, 0.0, integral))])
+        # a node is zero where no cell beside it is kept
+        left = np.concatenate([[True], small])
+        right = np.concatenate([small, [True]])
+        values = np.where(left & right, 0.0, self.values)
+        return LogTable(self.x0, self.step, values, cumulative, support=self.support)
+
     def shift_average(self, shifts):
         """The mean of the template shifted by ``shifts`` nodes in ln(lambda): a box smoothing.
 
@@ -286,6 +324,7 @@ class ColumnGenerator:
             fraction = position - first
             self._fast = (first, int(round(steps[0])), np.expm1(fraction * table.step))
         self._active = None if self._fast is None else self._active_segments()
+        self._runs = None if self._active is None else self._flat_separated_runs()
 
     def _active_segments(self):
         """The table segments where the running integral is not constant, or None.
@@ -313,16 +352,67 @@ class ColumnGenerator:
         or None for all of them (see `_active_segments`)."""
         if self._active is None:
             return None
-        first, stride, _ = self._fast
+        start, stop = self._pixel_bounds(np.array([k.min(), k.max()]), self._active)
+        return (int(start[0]), int(max(stop[1], start[0])))
+
+    def _flat_separated_runs(self):
+        """The table cells ``(low, high)`` of each run of cells where the running integral
+        is not constant, separated from the next by cells of one constant C."""
+        terms = self.table._terms
         low, high = self._active
+        steep = low + np.flatnonzero((terms[1][low:high + 1] != 0) |
+                                     (terms[2][low:high + 1] != 0))
+        runs, start = [], int(steep[0])
+        for end, following in zip(steep[:-1], steep[1:]):
+            gap = terms[0][end + 1:following + 1]
+            if following > end + 1 and np.all(gap == gap[0]):
+                runs.append((start, int(end)))
+                start = int(following)
+        runs.append((start, int(steep[-1])))
+        return runs
+
+    def pixel_ranges(self, index):
+        """The output pixels outside which each column is exactly zero, run by run.
+
+        A run is a stretch of the rest-frame table that is not zero; a
+        component with several lines far apart has several.
+
+        Parameters
+        ----------
+        index : array_like of int
+            Grid indices.
+
+        Returns
+        -------
+        ranges : list of (start, stop), or None
+            For each run, arrays (the shape of ``index``) of the first output
+            pixel it reaches and one past the last (start = stop: none).
+            None where that is not known exactly: the columns are not
+            generated at fixed offsets (a non-uniform grid) or the table's
+            ends are not flat (see `_active_segments`).
+        """
+        if self._runs is None:
+            return None
+        k = np.asarray(index, dtype=np.int64)
+        ranges = []
+        for run in self._runs:
+            start, stop = self._pixel_bounds(k, run)
+            ranges.append((start, np.maximum(stop, start)))
+        return ranges
+
+    def _pixel_bounds(self, k, cells):
+        """First output pixel and one past the last that table cells ``(low, high)`` reach
+        in the columns at indices ``k`` (the stop may fall below the start where they are
+        off the grid)."""
+        first, stride, _ = self._fast
+        low, high = cells
         n_raw = first.size - 1
         # raw pixel j has edges j, j + 1, at table node first[e] - k stride
-        j_low = max(int(np.searchsorted(first, low + int(k.min()) * stride, side="left")) - 1, 0)
-        j_high = min(int(np.searchsorted(first, high + int(k.max()) * stride, side="right")) - 1,
-                     n_raw - 1)
+        j_low = np.maximum(np.searchsorted(first, low + k * stride, side="left") - 1, 0)
+        j_high = np.minimum(np.searchsorted(first, high + k * stride, side="right") - 1,
+                            n_raw - 1)
         # an output pixel o spreads raw pixels o .. o + 2 half
-        start, stop = max(j_low - 2 * self.half, 0), min(j_high, self.n_pixel - 1) + 1
-        return (start, max(stop, start))
+        return np.maximum(j_low - 2 * self.half, 0), np.minimum(j_high, self.n_pixel - 1) + 1
 
     @property
     def stride(self):
@@ -514,4 +604,4 @@ def generator_for(template, wavelength, medium, z, *, continuum=None, lsf=None,
             if featureless != "zero":
                 raise
             table = table.minus(table.values)
-    return ColumnGenerator(table, edges, z, kernel)
+    return ColumnGenerator(table.trimmed(), edges, z, kernel)

@@ -287,3 +287,26 @@ def test_bin_average_reference_of_the_tests_is_exact():
     flux = np.array([0.0, 2.0, 0.0])
     out = reference_bin_average(rest, flux, np.array([1.0, 3.0, 5.0]))
     np.testing.assert_allclose(out, [(1.0 + 1.5) / 2, (0.5 + 0.0) / 2])
+
+
+def test_component_whose_line_is_off_the_data_is_outside():
+    """A composite's component whose line lies beyond the data's red end is outside the
+    fit (amplitude 0, not an active parameter), even though its Gaussian's far wings
+    (~1e-73 of its peak) reach into the data. Before its table was trimmed
+    (`~muse_xcorr.templates.resample.LogTable.trimmed`) the wings made it an active
+    component (n_active 2: one more penalised amplitude)."""
+    wave = datasets.muse_wavelength()
+    oii = lines(["[OII]3726", "[OII]3729"], "oii", width=100 * u.km / u.s)
+    hb = lines(["Hbeta"], "hb", width=100 * u.km / u.s)
+    z_true = (wave.value[-1] + 60.0) / 4862.7 - 1.0     # Hbeta 60 A beyond the last pixel
+    spectrum, _ = datasets.make_spectrum(oii, z=z_true, snr=15.0, seed=3, wavelength=wave,
+                                         lsf=None)
+    z = zgrid(z_true - 0.01, z_true + 0.01, 1e-4)
+    correlator = Correlator([(oii, hb)], z, **PLAIN)
+    k = np.argmin(np.abs(z - z_true))
+    evaluation, _ = correlator.evaluate(spectrum, [0], [0], [[k]])
+    assert evaluation.n_active[0, 0] == 1
+    assert evaluation.amplitudes[0, 0, 1] == 0.0
+    assert evaluation.amplitudes[0, 0, 0] > 0.0
+    result = correlator.correlate(spectrum, progress=False)
+    assert int(result.candidates("n_active")[0]) == 1

@@ -5,8 +5,8 @@ import astropy.units as u
 
 from muse_xcorr import Template, datasets, zgrid
 from muse_xcorr.templates import pixel_edges
-from muse_xcorr.templates.resample import (LogTable, generator_for, log_step_for,
-                                           observed_vacuum_edges)
+from muse_xcorr.templates.resample import (NEGLIGIBLE, ColumnGenerator, LogTable, generator_for,
+                                           log_step_for, observed_vacuum_edges)
 from muse_xcorr.tests.reference import reference_bin_average
 from muse_xcorr.units import C_KMS, convert_medium
 
@@ -71,6 +71,70 @@ def test_narrow_component_columns_equal_the_general_path_and_are_zero_elsewhere(
         assert np.all(row[far] == 0.0)
         if wave.value[0] + 20 < centre < wave.value[-1] - 20:
             assert row.max() > 0.1
+
+
+def test_trimmed_table_drops_only_the_negligible_wings():
+    """A Gaussian line's wings below NEGLIGIBLE of its peak become exactly zero, with a
+    flat running integral there; the columns move by < 1e-12 of their peak."""
+    template = Template.from_lines(["Hbeta"], width=100 * u.km / u.s, wave_range=(4000, 6000))
+    wave = datasets.muse_wavelength()
+    z = zgrid(0.0, 0.8, 1e-4)
+    step = log_step_for(float(np.diff(np.log1p(z)).min()))  # as generator_for takes it
+    edges = observed_vacuum_edges(wave, "air")
+    table = LogTable.from_template(template, (np.log(edges[0]) - np.log1p(z[-1]),
+                                              np.log(edges[-1])), step)
+    trimmed = table.trimmed()
+    peak = np.abs(table.values).max()
+    wing = np.abs(table.values) <= 0.1 * NEGLIGIBLE * peak
+    core = np.abs(table.values) > NEGLIGIBLE * peak
+    assert np.any(table.values[wing] != 0) and np.all(trimmed.values[wing] == 0)
+    np.testing.assert_array_equal(trimmed.values[core], table.values[core])
+    # flat where the table is zero: the running integral does not move across it
+    zero = np.flatnonzero(trimmed.values == 0)
+    flat = zero[np.isin(zero + 1, zero)]
+    assert np.all(trimmed.cumulative[flat + 1] == trimmed.cumulative[flat])
+    np.testing.assert_allclose(trimmed.cumulative[-1], table.cumulative[-1],
+                               rtol=1e-12)
+    index = np.arange(0, z.size, 13)
+    columns = generator_for(template, wave, "air", z).at_indices(index)  # trims its table
+    # the same fast path on the untrimmed table isolates what trimming does
+    untrimmed = ColumnGenerator(table, edges, z).at_indices(index)
+    np.testing.assert_allclose(columns, untrimmed, rtol=0,
+                               atol=1e-12 * np.abs(untrimmed).max())
+    # trimming twice changes nothing
+    np.testing.assert_array_equal(trimmed.trimmed().values, trimmed.values)
+
+
+@pytest.mark.parametrize("lsf", [None, "muse"])
+def test_pixel_ranges_hold_every_non_negligible_pixel(lsf):
+    """Outside the ranges of its runs a column is below NEGLIGIBLE x the table's peak
+    x (1 + z); three lines far apart are three runs, each range holds its line's peak."""
+    template = Template.from_lines(["[OII]3726", "Hbeta", "Halpha"], width=80 * u.km / u.s,
+                                   wave_range=(3000, 7500))
+    wave = datasets.muse_wavelength()
+    z = zgrid(-0.06, 1.4, 1e-4)
+    generator = generator_for(template, wave, "air", z, lsf=lsf)
+    index = np.concatenate([np.arange(0, 30), np.arange(2000, 9000, 37),
+                            z.size - 1 - np.arange(30)])
+    ranges = generator.pixel_ranges(index)
+    assert len(ranges) == 3
+    columns = generator.at_indices(index)
+    inside = np.zeros(columns.shape, bool)
+    pixel = np.arange(columns.shape[1])
+    for start, stop in ranges:
+        assert np.all(stop >= start)
+        inside |= (pixel >= start[:, None]) & (pixel < stop[:, None])
+    peak = np.abs(generator.table.values).max()
+    limit = NEGLIGIBLE * peak * (1 + z[index])[:, None]
+    assert np.all(np.abs(columns[~inside]) <= np.broadcast_to(limit, columns.shape)[~inside])
+    # not the whole grid: each line's range is a few hundred pixels at most
+    for start, stop in ranges:
+        assert np.max(stop - start) < 400
+    # and each range does hold its line wherever the line is on the grid
+    for (start, stop), line in zip(ranges, (3728.5, 4862.7, 6564.6)):
+        centre = np.searchsorted(generator.edges[generator.half:], line * (1 + z[index])) - 1
+        on = (centre > 0) & (centre < columns.shape[1] - 1)
+        assert np.all((start[on] <= centre[on]) & (centre[on] < stop[on]))
 
 
 def test_columns_written_into_a_given_array_are_those_returned():
