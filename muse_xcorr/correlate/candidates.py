@@ -16,13 +16,21 @@ is not an alternative), and the best ``n_candidates`` are kept, best first.
 ``delta_chi2`` of a candidate is its score minus the best score; that of the
 spectrum is the second candidate's (Redrock's Delta chi2; +inf without a
 second candidate).
+
+A candidate's float64 refinement is the search's largest cost, and most of
+them never enter the list. :class:`PendingPool` refines a candidate only
+when a lower bound of its score (from the hot-path window,
+:func:`~muse_xcorr.correlate.search.window_best`) does not already put it
+behind the last of a full list: the list is the one that refining every
+candidate gives.
 """
 import numpy as np
 
 from ..templates.lines import CONFUSION_LINES, LINES
+from .search import refine
 
 __all__ = ["select_candidates", "scaled_delta", "hypothesis_centres", "confusion_centres",
-           "CANDIDATE_FIELDS"]
+           "CANDIDATE_FIELDS", "PendingPool", "merge_pools"]
 
 #: The per-candidate arrays a `~muse_xcorr.Redshift` holds, (n_spectra, n_candidates) each.
 CANDIDATE_FIELDS = ("template", "index", "z", "f", "chi2", "score", "delta_chi2",
@@ -154,3 +162,157 @@ def hypothesis_centres(main_wavelength, z_best, z_grid, *, lines=CONFUSION_LINES
                         z_grid.size - 1)
         out[:, j] = np.where(ok, index, -1)
     return out, names
+
+
+#: The fields of a refined candidate (:func:`~muse_xcorr.correlate.search.refine`) and
+#: their value where there is none.
+_ABSENT = {"index": -1, "z": np.nan, "f": np.nan, "chi2": np.nan, "variance": np.nan,
+           "failed": False, "at_edge": False, "n_active": 0, "kappa": np.nan}
+
+
+def merge_pools(parts, k_max):
+    """Concatenate candidate pools along the candidate axis (amplitudes padded to k_max)."""
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        raise ValueError("no candidate pool to merge")
+    out = {}
+    for name in parts[0]:
+        values = []
+        for p in parts:
+            value = p[name]
+            if name == "amplitudes" and value.shape[-1] < k_max:
+                value = np.concatenate([value, np.full(value.shape[:-1] + (
+                    k_max - value.shape[-1],), np.nan)], axis=-1)
+            values.append(value)
+        out[name] = np.concatenate(values, axis=1)
+    return out
+
+
+class _Part:
+    """One template's starting indices in a `PendingPool`, and what is refined of them."""
+
+    def __init__(self, template, prepared, index, lower):
+        n, s = index.shape
+        self.template, self.prepared = template, prepared
+        self.index = index
+        self.lower = lower
+        self.done = index < 0
+        self.found = {name: np.full((n, s), value) for name, value in _ABSENT.items()}
+        self.found["amplitudes"] = np.full((n, s, prepared.n_components), np.nan)
+        self.found["template"] = np.full((n, s), template)
+
+
+class PendingPool:
+    """The candidates of one batch, each refined in float64 only if it can enter the list.
+
+    Candidates are added as starting grid indices with a lower bound of their
+    score; :meth:`settle` refines (:func:`~muse_xcorr.correlate.search.refine`)
+    in rounds, each time every candidate whose bound is not above the last of
+    the full list of the refined ones, until none is left that could enter.
+    The list is then the one that refining every candidate gives
+    (:func:`select_candidates`: a candidate scoring above the last of a full
+    list changes nothing, whatever the exclusion).
+
+    Parameters
+    ----------
+    work : `~muse_xcorr.correlate.model.WorkingBatch`
+    k_max : int
+        The most components of a template (amplitudes are padded to it).
+    correction : bool
+        Second-order correction of sigma_f.
+
+    Attributes
+    ----------
+    n_refined, n_added : int
+        Candidates refined so far, and added (with a starting index).
+    """
+
+    def __init__(self, work, k_max, correction):
+        self.work = work
+        self.k_max = int(k_max)
+        self.correction = correction
+        self.parts = []
+        self.n_refined = 0
+        self.n_added = 0
+
+    def add(self, template, prepared, index, explained=None):
+        """Add one template's candidates.
+
+        Parameters
+        ----------
+        template : int
+            The template's index in the correlator's set.
+        prepared : `~muse_xcorr.correlate.model.PreparedTemplate`
+        index : ndarray (n, s) of int
+            Starting fine grid indices (-1: none).
+        explained : ndarray (n, s), optional
+            An upper bound of f^2 of each refined candidate
+            (:func:`~muse_xcorr.correlate.search.window_best`); with
+            inverse-variance weights ``norm2_w (1 - explained)`` is a lower
+            bound of its chi2 and so of its score. None (or other weights):
+            no bound, refined whenever the list is not settled.
+        """
+        index = np.asarray(index, dtype=np.int64)
+        lower = np.full(index.shape, -np.inf)
+        if explained is not None and self.work.weighting == "inverse_variance":
+            with np.errstate(invalid="ignore"):  # 0 x inf: no data, no bound
+                lower = self.work.norm2_w[:, None] * (1.0 - np.asarray(explained, dtype=float))
+            lower = np.where(np.isnan(lower), -np.inf, lower)
+        self.parts.append(_Part(template, prepared, index, lower))
+        self.n_added += int(np.sum(index >= 0))
+
+    def pool(self):
+        """Every candidate, in the order added; the unrefined ones absent (index -1)."""
+        return merge_pools([part.found for part in self.parts], self.k_max)
+
+    def settle(self, n_candidates, exclusion, composite_penalty):
+        """Refine what can enter the best ``n_candidates`` and return them.
+
+        Parameters and returns as :func:`select_candidates` (over every
+        candidate, refined or not).
+        """
+        while True:
+            chosen = select_candidates(self.pool(), n_candidates, exclusion, composite_penalty)
+            missing = np.sum(chosen["template"] < 0, axis=1)
+            # best first: the next few of least bound (as many as the list lacks, or
+            # n_candidates), and of a full list only those that may beat its last;
+            # every one without a bound at once
+            threshold = self._next_bound(np.where(missing > 0, missing, n_candidates))
+            threshold = np.where(missing == 0, np.minimum(threshold, chosen["score"][:, -1]),
+                                 threshold)
+            if self._refine_where(threshold) == 0:
+                return chosen
+
+    def _next_bound(self, count):
+        """Per spectrum, the ``count``-th least bound (``count`` (n,) >= 1) of the pending
+        candidates that have one (+inf where fewer are pending)."""
+        pending = np.concatenate([np.where(part.done | (part.lower == -np.inf), np.inf,
+                                           part.lower) for part in self.parts], axis=1)
+        if pending.shape[1] == 0:
+            return np.full(pending.shape[0], np.inf)
+        ordered = np.sort(pending, axis=1)
+        position = np.minimum(count, ordered.shape[1]) - 1
+        bound = np.take_along_axis(ordered, position[:, None], axis=1)[:, 0]
+        return np.where(count <= ordered.shape[1], bound, np.inf)
+
+    def _refine_where(self, threshold):
+        """Refine the pending candidates whose bound is at most ``threshold`` (n,)."""
+        count = 0
+        for part in self.parts:
+            want = ~part.done & (part.lower <= threshold[:, None])
+            if not want.any():
+                continue
+            rows = np.flatnonzero(np.any(want, axis=1))
+            wanted = want[rows]
+            row, slot = np.nonzero(wanted)
+            packed_slot = (np.cumsum(wanted, axis=1) - 1)[row, slot]
+            packed = np.full((rows.size, int(wanted.sum(axis=1).max())), -1, dtype=np.int64)
+            packed[row, packed_slot] = part.index[rows[row], slot]
+            found = refine(self.work.subset(rows), part.prepared, packed,
+                           correction=self.correction)
+            for name, value in found.items():
+                part.found[name][rows[row], slot] = value[row, packed_slot]
+            part.done |= want
+            count += int(want.sum())
+        self.n_refined += count
+        return count

@@ -29,13 +29,13 @@ from ..templates.lines import CONFUSION_LINES, LINES
 from ..spectra.noise import MAX_LAG, ResidualCorrelation, as_correlation
 from ..units import velocity_to_dlnz
 from ..backend import _tensorflow as backend
-from .candidates import hypothesis_centres, scaled_delta, select_candidates
+from .candidates import PendingPool, hypothesis_centres, scaled_delta
 from .calibration_store import calibration_key, load_null, save_null
 from .detection import DetectionCalibration, null_sample_size, null_spectra
 from .sky import sky_pixels, sky_share
 from .memory import check_memory
 from .model import Evaluation, PreparedTemplate, WorkingBatch, evaluate, window_covariance
-from .search import SearchGrid, refine, window_best
+from .search import SearchGrid, window_best
 
 __all__ = ["Correlator", "Part", "WEIGHTINGS", "SEARCHES"]
 
@@ -948,10 +948,13 @@ class Correlator:
     def _candidates(self, work, prepared, grids, *, hypotheses=True):
         """Search, refine and rank the candidates of one batch.
 
-        ``hypotheses=False`` skips the line-confusion hypotheses (the null
-        spectra of the detection calibration: on noise they change the best
-        candidate of ~4 % of the spectra, and the fitted number of trials by
-        ~2 %, for half the cost; see :meth:`detection_calibration`).
+        Only the candidates that can enter the list are refined
+        (:class:`~muse_xcorr.correlate.candidates.PendingPool`); the list is
+        the one of refining them all. ``hypotheses=False`` skips the
+        line-confusion hypotheses (the null spectra of the detection
+        calibration: on noise they change the best candidate of ~4 % of the
+        spectra, and the fitted number of trials by ~2 %, for half the cost;
+        see :meth:`detection_calibration`).
 
         Returns
         -------
@@ -964,33 +967,32 @@ class Correlator:
         tensors = (backend.as_tensor(data32, self.dtype), backend.as_tensor(weights32, self.dtype),
                    patterns)
         half = int(np.ceil(1.5 * self.factor)) if self.factor > 1 else 0
-        pool, extrema = [], np.full((len(prepared), n, 2), np.nan)
+        extrema = np.full((len(prepared), n, 2), np.nan)
+        pool = PendingPool(work, self.max_components, self.sigma_correction)
         n_refine = min(self.n_seeds, 3)
         for t, (p, grid) in enumerate(zip(prepared, grids)):
             if p is None:
                 continue
             seeds, score, extrema[t] = grid.seeds(tensors[0], tensors[1], patterns,
                                                   self.n_seeds)
+            explained = None
             if half:
-                seeds, score = window_best(tensors, p, seeds, half, self.dtype)
+                seeds, score, explained = window_best(tensors, p, seeds, half, self.dtype)
                 order = np.argsort(-np.where(seeds >= 0, score, -np.inf), axis=1,
                                    kind="stable")
                 seeds = np.take_along_axis(seeds, order, axis=1)
+                explained = np.take_along_axis(explained, order, axis=1)[:, :n_refine]
             seeds = np.where(work.skipped[:, None], -1, seeds[:, :n_refine])
-            found = refine(work, p, seeds, correction=self.sigma_correction)
-            found["template"] = np.full(seeds.shape, t)
-            pool.append(found)
-        pool = _merge(pool, self.max_components)
-        if hypotheses:
-            best = select_candidates(pool, 1, 0.0, self.composite_penalty)
-            pool = _merge([pool, self._hypotheses(work, prepared, tensors, best)],
-                          self.max_components)
+            pool.add(t, p, seeds, explained)
         exclusion = velocity_to_dlnz(self.exclusion)
-        return select_candidates(pool, self.n_candidates, exclusion,
-                                 self.composite_penalty), extrema
+        if hypotheses:
+            best = pool.settle(1, 0.0, self.composite_penalty)
+            self._hypotheses(work, prepared, tensors, best, pool)
+        return pool.settle(self.n_candidates, exclusion, self.composite_penalty), extrema
 
-    def _hypotheses(self, work, prepared, tensors, best):
-        """Candidates at the redshifts where the best candidate's main line is another line."""
+    def _hypotheses(self, work, prepared, tensors, best, pool):
+        """Add to ``pool`` the candidates at the redshifts where the best candidate's main
+        line is another line."""
         n = len(work)
         template = best["template"][:, 0]
         main = np.full(n, np.nan)
@@ -1002,7 +1004,6 @@ class Correlator:
         # +-2e-3 (1 + z) around each hypothesis, in grid steps
         step = np.median(np.diff(np.log1p(self.z)))
         half = max(int(np.ceil(np.log1p(2e-3) / step)), 1)
-        parts = []
         for t, p in enumerate(prepared):
             if p is None:
                 continue
@@ -1012,13 +1013,8 @@ class Correlator:
             mine = np.where(relevant[None, :], centres, -1)
             if not np.any(mine >= 0):
                 continue
-            index, _ = window_best(tensors, p, mine, half, self.dtype)
-            index = np.where(work.skipped[:, None], -1, index)
-            found = refine(work, p, index, correction=self.sigma_correction)
-            found["template"] = np.full(index.shape, t)
-            parts.append(found)
-        return _merge(parts, self.max_components) if parts else _empty_pool(
-            n, self.max_components)
+            index, _, explained = window_best(tensors, p, mine, half, self.dtype)
+            pool.add(t, p, np.where(work.skipped[:, None], -1, index), explained)
 
 
 def _detection_statistic(work, candidates):
@@ -1044,33 +1040,6 @@ def _best_residuals(work, prepared, candidates):
         residuals[rows] = work.flux[rows] - model
     residuals = residuals * np.sqrt(work.w)
     return residuals, work.valid & has[:, None] & ~work.skipped[:, None]
-
-
-def _merge(parts, k_max):
-    """Concatenate candidate pools along the candidate axis (amplitudes padded to k_max)."""
-    parts = [p for p in parts if p is not None]
-    if not parts:
-        raise ValueError("no candidate pool to merge")
-    out = {}
-    for name in parts[0]:
-        values = []
-        for p in parts:
-            value = p[name]
-            if name == "amplitudes" and value.shape[-1] < k_max:
-                value = np.concatenate([value, np.full(value.shape[:-1] + (
-                    k_max - value.shape[-1],), np.nan)], axis=-1)
-            values.append(value)
-        out[name] = np.concatenate(values, axis=1)
-    return out
-
-
-def _empty_pool(n, k_max):
-    return {"index": np.full((n, 0), -1), "z": np.zeros((n, 0)), "f": np.zeros((n, 0)),
-            "chi2": np.zeros((n, 0)), "variance": np.zeros((n, 0)),
-            "failed": np.zeros((n, 0), bool), "at_edge": np.zeros((n, 0), bool),
-            "n_active": np.zeros((n, 0), np.int64), "amplitudes": np.zeros((n, 0, k_max)),
-            "kappa": np.zeros((n, 0)),
-            "template": np.zeros((n, 0), np.int64)}
 
 
 def _by_template(work, prepared, template_index, index, keep_models, correction):

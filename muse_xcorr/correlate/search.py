@@ -13,7 +13,11 @@ For one batch of spectra and one prepared template:
 2. **Windows** (:func:`window_best`): the score with the bounded fit on the
    fine grid, in windows around given centres (the coarse seeds, or the
    redshifts another line identification implies), and the best sample of
-   each window.
+   each window, with an upper bound of the f^2 its refinement can reach
+   (``explained``: the components' ``max(a, 0)^2 / b`` summed, exact where
+   their columns share no pixel, plus :data:`BOUND_TOLERANCE`), so that
+   candidates which cannot enter the list are never refined
+   (:class:`~muse_xcorr.correlate.candidates.PendingPool`).
 3. **Refinement** (:func:`refine`, float64, :func:`~muse_xcorr.correlate.model.evaluate`):
    the best sample confirmed as a local maximum of the exact f (moved to a
    better neighbour if the hot path picked a wrong one), the redshift
@@ -28,10 +32,17 @@ from ..statistics import refine_on_grid
 from ..templates.composite import fit_amplitudes
 from .model import evaluate
 
-__all__ = ["SearchGrid", "window_best", "refine", "MAX_BLOCK_COLUMNS"]
+__all__ = ["SearchGrid", "window_best", "refine", "MAX_BLOCK_COLUMNS", "MAX_MOVES",
+           "BOUND_TOLERANCE"]
 
 #: Columns per device block of a search grid (bounds the (spectra x columns) products).
 MAX_BLOCK_COLUMNS = 16384
+#: Steps :func:`refine` moves a candidate, at most, to a better neighbour.
+MAX_MOVES = 4
+#: Added to the bound of f^2 from the hot-path sums of :func:`window_best`, by dtype:
+#: far above their rounding (measured in ``correlate/tests/test_pending.py``). TF32
+#: products (:func:`~muse_xcorr.backend._tensorflow.allow_tf32`) give no bound.
+BOUND_TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
 
 
 class SearchGrid:
@@ -111,7 +122,7 @@ def _aligned_columns(generators, index, dtype):
     return rows
 
 
-def window_best(search_arrays, prepared, centres, half, dtype):
+def window_best(search_arrays, prepared, centres, half, dtype, *, reach=MAX_MOVES):
     """The best fine-grid sample of the bounded score in windows around ``centres``.
 
     Parameters
@@ -126,6 +137,8 @@ def window_best(search_arrays, prepared, centres, half, dtype):
     half : int
         Half-width of each window in fine steps.
     dtype : str
+    reach : int
+        The steps :func:`refine` may move from the best sample (for ``explained``).
 
     Returns
     -------
@@ -133,6 +146,11 @@ def window_best(search_arrays, prepared, centres, half, dtype):
         The best sample of each window (-1 where there is no window).
     score : ndarray (n, s)
         Its score (-inf where none).
+    explained : ndarray (n, s)
+        An upper bound of f^2 of the fit that :func:`refine` will find from
+        ``index`` (+inf where there is none). With inverse-variance weights
+        the candidate's chi2 is then at least ``norm2_w (1 - explained)``
+        (:meth:`~muse_xcorr.correlate.candidates.PendingPool.add`).
     """
     data, weights, pattern_of_row = search_arrays
     low, high = prepared.index_range
@@ -141,7 +159,8 @@ def window_best(search_arrays, prepared, centres, half, dtype):
     window = np.clip(np.where(has, centres, low)[..., None] + offsets, low, high)
     unique = np.unique(window[has])
     if unique.size == 0:
-        return np.full(centres.shape, -1), np.full(centres.shape, -np.inf)
+        return (np.full(centres.shape, -1), np.full(centres.shape, -np.inf),
+                np.full(centres.shape, np.inf))
     position = np.where(has[..., None], np.searchsorted(unique, window), -1)
     a = np.zeros(window.shape + (prepared.n_components,))
     b = np.zeros_like(a)
@@ -149,6 +168,7 @@ def window_best(search_arrays, prepared, centres, half, dtype):
         rows = backend.constant(_aligned_columns([generator], unique, dtype), dtype, share=True)
         a[..., g], b[..., g] = backend.window_sums(data, weights, pattern_of_row, rows,
                                                    position)
+    share = _explained_share(a, b, dtype)
     tiny = np.finfo(np.dtype(dtype)).tiny * 1e6
     b = np.where(np.isfinite(b) & (b > tiny), b, 0.0)
     a = np.where(np.isfinite(a), a, 0.0)
@@ -166,10 +186,47 @@ def window_best(search_arrays, prepared, centres, half, dtype):
     best = np.argmax(score, axis=-1)
     index = np.take_along_axis(window, best[..., None], axis=-1)[..., 0]
     value = np.take_along_axis(score, best[..., None], axis=-1)[..., 0]
-    return np.where(has & np.isfinite(value), index, -1), np.where(has, value, -np.inf)
+    found = has & np.isfinite(value)
+    explained = _window_bound(share, prepared, window, centres, index, half, reach)
+    return (np.where(found, index, -1), np.where(has, value, -np.inf),
+            np.where(found, explained, np.inf))
 
 
-def refine(work, prepared, index, *, correction=True, max_moves=4):
+def _explained_share(a, b, dtype):
+    """Each window sample's bound of f^2: the components' ``max(a, 0)^2 / b`` summed (+inf
+    where a sum is not finite, or ``b`` too small for the hot-path dtype to tell).
+
+    With the components' columns disjoint, the amplitudes >= 0 that fit the
+    data best explain exactly ``sum_g max(a_g, 0)^2 / b_g`` of ``||d||^2``
+    (``a``, ``b`` in the scaled search metric); the bounded fit of a
+    composite (non-negative amplitudes in given ratios) and the chi2 of a
+    single template (:func:`~muse_xcorr.statistics.chi2_from_f`, max(f, 0))
+    no more. :data:`BOUND_TOLERANCE` is added for the rounding of the
+    hot-path sums.
+    """
+    tiny = np.finfo(np.dtype(dtype)).tiny * 1e6
+    usable = np.isfinite(a) & np.isfinite(b) & ((b > tiny) | ((a == 0) & (b == 0)))
+    positive = np.maximum(a, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        terms = np.where(b > tiny, positive * positive / np.where(b > tiny, b, 1.0), 0.0)
+    tolerance = np.inf if backend.tf32_enabled() else BOUND_TOLERANCE[np.dtype(dtype).name]
+    return np.where(np.all(usable, axis=-1), np.sum(terms, axis=-1) + tolerance, np.inf)
+
+
+def _window_bound(share, prepared, window, centres, index, half, reach):
+    """The largest share over each window, where it bounds every sample that `refine`
+    can reach from ``index`` (``reach`` steps; +inf elsewhere: bounding those too
+    would cost more sums than the refinements it saves)."""
+    low, high = prepared.index_range
+    share = np.where(prepared.disjoint_components(window), share, np.inf)
+    # refine moves at most `reach` steps; the window (clipped to the template's
+    # range, beyond which it cannot move) must hold all of them
+    below = (index - reach >= centres - half) | (centres - half <= low)
+    above = (index + reach <= centres + half) | (centres + half >= high)
+    return np.where(below & above, np.max(share, axis=-1), np.inf)
+
+
+def refine(work, prepared, index, *, correction=True, max_moves=MAX_MOVES):
     """Candidates in float64 at fine grid indices: confirmed, refined, with their fit.
 
     Parameters
