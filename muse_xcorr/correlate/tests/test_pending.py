@@ -6,9 +6,12 @@ skips those that cannot enter the list. Here: the bound against a float64
 NumPy reference, the bound against the refined chi2, and the settled list
 against the list of refining everything, field by field.
 """
+import contextlib
+
 import astropy.units as u
 import numpy as np
 import pytest
+from astropy.utils.exceptions import AstropyUserWarning
 
 from muse_xcorr import Correlator, Template, datasets, templates, zgrid
 from muse_xcorr.backend import _tensorflow as _tf_backend
@@ -25,8 +28,12 @@ def _case(weighting="inverse_variance", rho1=0.3, continuum="median"):
     rng = np.random.default_rng(21)
     cube, _ = datasets.make_cube(shape=(4, 16), z=(0.05, 1.5), snr=rng.uniform(1, 30, (4, 16)),
                                  seed=22, rho1=rho1)
-    correlator = Correlator(templates.default_set(), zgrid(0.0, 1.6, 1e-4),
-                            weighting=weighting, continuum=continuum)
+    # a template set without continuum subtraction warns (tested in test_correlate.py)
+    warns = pytest.warns(AstropyUserWarning, match="continuum=None") if continuum is None \
+        else contextlib.nullcontext()
+    with warns:
+        correlator = Correlator(templates.default_set(), zgrid(0.0, 1.6, 1e-4),
+                                weighting=weighting, continuum=continuum)
     prepared = correlator.prepare(cube)
     work = correlator.working(cube, np.arange(64), rho=(rho1,) if rho1 else ())
     data, weights, patterns = work.search_arrays("float32")
@@ -43,9 +50,13 @@ def _case(weighting="inverse_variance", rho1=0.3, continuum="median"):
     return correlator, work, windows
 
 
-@pytest.fixture(scope="module")
-def case():
-    return _case()
+@pytest.fixture(scope="module", params=[("median", 0.3), (None, 0.3), ("median", 0.0)],
+                ids=["median-correlated", "no-continuum-correlated", "median-white"])
+def case(request):
+    """The default (continuum subtraction, correlated noise), without the continuum
+    subtraction, and on white noise."""
+    continuum, rho1 = request.param
+    return _case(continuum=continuum, rho1=rho1)
 
 
 def _reference_explained(work, p, centres, half):
