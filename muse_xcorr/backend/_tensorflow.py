@@ -306,7 +306,8 @@ def _compiled(name, jit, n_components, n_seeds, n_z, dtype):
     return _COMPILED[key]
 
 
-def window_sums(data, weights, pattern_of_row, rows, position, windows_per_product=64):
+def window_sums(data, weights, pattern_of_row, rows, position, windows_per_product=64,
+                extent=None):
     """Products of spectra with template columns over windows of the grid, grouped.
 
     For spectrum ``i`` and window slot ``s`` the sums ``data_i . T_p`` and
@@ -325,6 +326,10 @@ def window_sums(data, weights, pattern_of_row, rows, position, windows_per_produ
     position : ndarray (n, s, w) of int
         Row of ``rows`` for every window sample; -1 for none.
     windows_per_product : int
+    extent : (start, stop) of ndarray (U,) of int, optional
+        The pixels outside which each row of ``rows`` is exactly zero (a
+        narrow component's columns); each group's products then run over the
+        pixels its columns reach, not over all of them. None: all pixels.
 
     Returns
     -------
@@ -354,11 +359,29 @@ def window_sums(data, weights, pattern_of_row, rows, position, windows_per_produ
             patterns, pattern = np.unique(pattern_of_row[group_rows], return_inverse=True)
             group_weights = tf.gather(weights, tf.constant(patterns, tf.int32))
         local = position[group_rows, group_slots] - low
+        pixels = _group_pixels(extent, low, high, int(rows.shape[1]))
+        if pixels is None:  # every column of the group is exactly zero
+            numerator[group_rows, group_slots] = 0.0
+            norm2[group_rows, group_slots] = 0.0
+            continue
         a, b = step(data, tf.constant(group_rows, tf.int32), rows[low:high], group_weights,
-                    tf.constant(np.ravel(pattern), tf.int32), tf.constant(local, tf.int32))
+                    tf.constant(np.ravel(pattern), tf.int32), tf.constant(local, tf.int32),
+                    tf.constant(pixels, tf.int32))
         numerator[group_rows, group_slots] = a.numpy()
         norm2[group_rows, group_slots] = b.numpy()
     return numerator, norm2
+
+
+def _group_pixels(extent, low, high, n_pixel):
+    """[first, stop) of the pixels that rows low:high reach (all without an extent; None
+    where they reach none)."""
+    if extent is None:
+        return np.array([0, n_pixel])
+    start, stop = extent[0][low:high], extent[1][low:high]
+    reached = stop > start
+    if not reached.any():
+        return None
+    return np.array([start[reached].min(), stop[reached].max()])
 
 
 _WINDOW_STEPS = {}
@@ -371,11 +394,17 @@ def _window_step(dtype, n_pixel):
         tf = tensorflow()
         spec = [tf.TensorSpec([None, n_pixel], dtype), tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([None, n_pixel], dtype), tf.TensorSpec([None, n_pixel], dtype),
-                tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None], tf.int32)]
+                tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None], tf.int32),
+                tf.TensorSpec([2], tf.int32)]
 
-        def step(data, rows, columns, weights, pattern, local):
-            numerator = tf.matmul(tf.gather(data, rows), columns, transpose_b=True)
-            norm2 = tf.gather(tf.matmul(weights, tf.square(columns), transpose_b=True), pattern)
+        def step(data, rows, columns, weights, pattern, local, pixels):
+            # the pixels the columns reach (all of them unless a narrow component's)
+            first, stop = pixels[0], pixels[1]
+            columns = columns[:, first:stop]
+            numerator = tf.matmul(tf.gather(data, rows)[:, first:stop], columns,
+                                  transpose_b=True)
+            norm2 = tf.gather(tf.matmul(weights[:, first:stop], tf.square(columns),
+                                        transpose_b=True), pattern)
             return (tf.cast(tf.gather(numerator, local, batch_dims=1), tf.float64),
                     tf.cast(tf.gather(norm2, local, batch_dims=1), tf.float64))
 

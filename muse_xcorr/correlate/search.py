@@ -167,7 +167,7 @@ def window_best(search_arrays, prepared, centres, half, dtype, *, reach=MAX_MOVE
     for g, generator in enumerate(prepared.fine):
         rows = backend.constant(_aligned_columns([generator], unique, dtype), dtype, share=True)
         a[..., g], b[..., g] = backend.window_sums(data, weights, pattern_of_row, rows,
-                                                   position)
+                                                   position, extent=generator.pixel_extent(unique))
     share = _explained_share(a, b, dtype)
     tiny = np.finfo(np.dtype(dtype)).tiny * 1e6
     b = np.where(np.isfinite(b) & (b > tiny), b, 0.0)

@@ -400,6 +400,33 @@ class ColumnGenerator:
             ranges.append((start, np.maximum(stop, start)))
         return ranges
 
+    def pixel_extent(self, index):
+        """The output pixels outside which each column is exactly zero, all runs together.
+
+        Parameters
+        ----------
+        index : array_like of int
+            Grid indices.
+
+        Returns
+        -------
+        extent : (start, stop) of ndarray, or None
+            The first pixel any run reaches and one past the last (start = stop
+            = 0: the column is zero); None where :meth:`pixel_ranges` is.
+        """
+        ranges = self.pixel_ranges(index)
+        if ranges is None:
+            return None
+        shape = np.shape(index)
+        start = np.full(shape, self.n_pixel, dtype=np.int64)
+        stop = np.zeros(shape, dtype=np.int64)
+        for run_start, run_stop in ranges:
+            reached = run_stop > run_start
+            start = np.where(reached, np.minimum(start, run_start), start)
+            stop = np.where(reached, np.maximum(stop, run_stop), stop)
+        none = stop <= start
+        return np.where(none, 0, start), np.where(none, 0, stop)
+
     def _pixel_bounds(self, k, cells):
         """First output pixel and one past the last that table cells ``(low, high)`` reach
         in the columns at indices ``k`` (the stop may fall below the start where they are
