@@ -401,19 +401,10 @@ class ColumnGenerator:
         return ranges
 
     def pixel_extent(self, index):
-        """The output pixels outside which each column is exactly zero, all runs together.
-
-        Parameters
-        ----------
-        index : array_like of int
-            Grid indices.
-
-        Returns
-        -------
-        extent : (start, stop) of ndarray, or None
-            The first pixel any run reaches and one past the last (start = stop
-            = 0: the column is zero); None where :meth:`pixel_ranges` is.
-        """
+        """:meth:`pixel_ranges` of all runs together: for each column at grid indices
+        ``index``, the first output pixel any run reaches and one past the last, as
+        arrays (start, stop) of the shape of ``index`` (start = stop = 0 where the
+        column is zero), or None where :meth:`pixel_ranges` is None."""
         ranges = self.pixel_ranges(index)
         if ranges is None:
             return None
