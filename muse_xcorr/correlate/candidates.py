@@ -295,13 +295,6 @@ class PendingPool:
         bound = np.take_along_axis(ordered, position[:, None], axis=1)[:, 0]
         return np.where(count <= ordered.shape[1], bound, np.inf)
 
-    def _rows_of_work(self, rows):
-        """The working batch of ``rows`` (increasing): a view where they are contiguous
-        (often all of them), else a copy (float64 arrays of the spectra's pixels)."""
-        if rows[-1] - rows[0] + 1 == rows.size:
-            return self.work.subset(slice(int(rows[0]), int(rows[-1]) + 1))
-        return self.work.subset(rows)
-
     def _refine_where(self, threshold):
         """Refine the pending candidates whose bound is at most ``threshold`` (n,)."""
         count = 0
@@ -315,7 +308,7 @@ class PendingPool:
             packed_slot = (np.cumsum(wanted, axis=1) - 1)[row, slot]
             packed = np.full((rows.size, int(wanted.sum(axis=1).max())), -1, dtype=np.int64)
             packed[row, packed_slot] = part.index[rows[row], slot]
-            found = refine(self._rows_of_work(rows), part.prepared, packed,
+            found = refine(self.work.subset(rows), part.prepared, packed,
                            correction=self.correction)
             for name, value in found.items():
                 part.found[name][rows[row], slot] = value[row, packed_slot]

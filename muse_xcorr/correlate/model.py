@@ -149,12 +149,30 @@ class WorkingBatch:
         return (data,) + _shared_rows(weights)
 
     def subset(self, rows):
-        """The working batch of some of its rows (a view for the estimators)."""
+        """The working batch of some of its rows (for the estimators and the refinement).
+
+        ``rows``: a slice, or integer indices. Consecutive increasing indices
+        (often all of a batch's rows) give views of the batch's arrays, like a
+        slice; other indices give copies of every float64 array of the
+        spectra's pixels. Nothing writes to a subset's arrays.
+        """
+        rows = _consecutive_as_slice(rows)
         out = object.__new__(WorkingBatch)
         for name, value in self.__dict__.items():
             per_row = isinstance(value, np.ndarray) and name not in self._shared
             out.__dict__[name] = value[rows] if per_row else value
         return out
+
+
+def _consecutive_as_slice(rows):
+    """``rows`` as a slice where they are consecutive increasing non-negative integers."""
+    if isinstance(rows, slice):
+        return rows
+    rows = np.asarray(rows)
+    if rows.ndim == 1 and rows.size and rows.dtype.kind in "iu" and rows[0] >= 0 and \
+            np.all(np.diff(rows) == 1):
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
 
 
 def _shared_rows(weights):

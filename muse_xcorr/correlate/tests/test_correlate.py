@@ -435,3 +435,21 @@ def test_measured_noise_correlation_is_that_of_the_noise_before_continuum_subtra
     np.testing.assert_allclose(padded[2:], 0.0, atol=5e-3)
     assert Correlator(template, zgrid(0.3, 0.5, 5e-4), continuum=None) \
         .subtraction_baseline(cube).tolist() == [0.0] * 5
+
+
+@pytest.mark.parametrize("rows", [[2, 3, 4, 5], [0, 2, 1, 3], [3, 3, 4], [-2, -1], [5, 1]])
+def test_a_subset_of_a_working_batch_holds_its_rows(rows):
+    """Every per-row array of a subset is those rows of the batch, whether the rows are
+    consecutive (a view: nothing is copied) or not (permuted, repeated, negative)."""
+    from muse_xcorr.correlate.model import WorkingBatch
+
+    cube, _ = datasets.make_cube((2, 4), z=(0.3, 0.4), snr=10, seed=4)
+    continuum = Correlator(datasets.make_template(), zgrid(0.2, 0.5, 1e-3)).continuum
+    work = WorkingBatch(cube.spectra_at(np.arange(8)), "inverse_variance", continuum,
+                        cube.spectral_axis, 10)
+    sub = work.subset(np.array(rows))
+    assert len(sub) == len(rows)
+    for name in ("flux", "w", "q", "qd", "sigma_q", "norm2", "norm2_w", "r", "skipped"):
+        np.testing.assert_array_equal(getattr(sub, name), getattr(work, name)[rows], err_msg=name)
+    consecutive = rows == list(range(rows[0], rows[0] + len(rows))) and rows[0] >= 0
+    assert np.shares_memory(sub.flux, work.flux) == consecutive
