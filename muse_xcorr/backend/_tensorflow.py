@@ -133,6 +133,12 @@ def devices():
 ALIGNMENT = 64
 
 
+def norm_floor(dtype):
+    """The smallest squared norm of a column that the hot-path ``dtype`` tells from zero
+    (10^6 times its smallest normal number); below it a column counts as absent."""
+    return float(np.finfo(np.dtype(dtype)).tiny * 1e6)
+
+
 def empty_aligned(shape, dtype):
     """An uninitialised NumPy array whose data start at an :data:`ALIGNMENT`-byte boundary.
 
@@ -190,7 +196,7 @@ class Columns:
         self.dtype = tf.as_dtype(dtype)
         self.n_columns, self.n_pixel = rows.shape
         self.rows = constant(rows, self.dtype, share=share)
-        self.tiny = float(np.finfo(self.dtype.as_numpy_dtype).tiny * 1e6)
+        self.tiny = norm_floor(self.dtype.as_numpy_dtype)
 
     @property
     def nbytes(self):

@@ -169,7 +169,7 @@ def window_best(search_arrays, prepared, centres, half, dtype, *, reach=MAX_MOVE
         a[..., g], b[..., g] = backend.window_sums(data, weights, pattern_of_row, rows,
                                                    position, extent=generator.pixel_extent(unique))
     share = _explained_share(a, b, dtype)
-    tiny = np.finfo(np.dtype(dtype)).tiny * 1e6
+    tiny = backend.norm_floor(dtype)
     b = np.where(np.isfinite(b) & (b > tiny), b, 0.0)
     a = np.where(np.isfinite(a), a, 0.0)
     if prepared.n_components == 1:
@@ -187,7 +187,10 @@ def window_best(search_arrays, prepared, centres, half, dtype, *, reach=MAX_MOVE
     index = np.take_along_axis(window, best[..., None], axis=-1)[..., 0]
     value = np.take_along_axis(score, best[..., None], axis=-1)[..., 0]
     found = has & np.isfinite(value)
-    explained = _window_bound(share, prepared, window, centres, index, half, reach)
+    # disjointness once per grid index, not per window sample (absent windows: masked)
+    disjoint = prepared.disjoint_components(unique)[np.maximum(position, 0)]
+    explained = _window_bound(np.where(disjoint, share, np.inf), prepared, centres, index,
+                              half, reach)
     return (np.where(found, index, -1), np.where(has, value, -np.inf),
             np.where(found, explained, np.inf))
 
@@ -204,7 +207,7 @@ def _explained_share(a, b, dtype):
     no more. :data:`BOUND_TOLERANCE` is added for the rounding of the
     hot-path sums.
     """
-    tiny = np.finfo(np.dtype(dtype)).tiny * 1e6
+    tiny = backend.norm_floor(dtype)
     usable = np.isfinite(a) & np.isfinite(b) & ((b > tiny) | ((a == 0) & (b == 0)))
     positive = np.maximum(a, 0.0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -213,12 +216,11 @@ def _explained_share(a, b, dtype):
     return np.where(np.all(usable, axis=-1), np.sum(terms, axis=-1) + tolerance, np.inf)
 
 
-def _window_bound(share, prepared, window, centres, index, half, reach):
+def _window_bound(share, prepared, centres, index, half, reach):
     """The largest share over each window, where it bounds every sample that `refine`
     can reach from ``index`` (``reach`` steps; +inf elsewhere: bounding those too
     would cost more sums than the refinements it saves)."""
     low, high = prepared.index_range
-    share = np.where(prepared.disjoint_components(window), share, np.inf)
     # refine moves at most `reach` steps; the window (clipped to the template's
     # range, beyond which it cannot move) must hold all of them
     below = (index - reach >= centres - half) | (centres - half <= low)
