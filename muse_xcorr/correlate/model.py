@@ -330,6 +330,18 @@ class PreparedTemplate:
         """The components' columns at fine grid indices: (n_components, len(index), n_pixel)."""
         return np.stack([g.at_indices(index, dtype) for g in self.fine])
 
+    def compact_columns(self, index):
+        """Each component's float64 columns at fine grid indices, over the pixels they reach.
+
+        Returns
+        -------
+        pieces : list of list of (start, values)
+            Per component, the pieces of
+            :meth:`~muse_xcorr.templates.resample.ColumnGenerator.compact_at_indices`
+            (together exactly the rows of :meth:`columns`).
+        """
+        return [g.compact_at_indices(index) for g in self.fine]
+
     def columns_at(self, z):
         """The components' columns at any redshifts: (n_components, len(z), n_pixel)."""
         return np.stack([g.at_redshifts(z) for g in self.fine])
@@ -507,7 +519,7 @@ def evaluate(work, prepared, index, *, keep_models=False, correction=True, colum
     index = np.asarray(index, dtype=np.int64)
     n, w = index.shape
     K = prepared.n_components
-    columns = prepared.columns if columns is None else columns
+    given, columns = columns, prepared.columns if columns is None else columns
     out = Evaluation()
     out.f = np.zeros((n, w))
     out.amplitudes = np.zeros((n, w, K))
@@ -519,27 +531,83 @@ def evaluate(work, prepared, index, *, keep_models=False, correction=True, colum
     out.models = np.zeros((n, w, work.flux.shape[1])) if keep_models else None
     n_pixel = work.flux.shape[1]
     rows_per_chunk = max(1, GATHER_ELEMENTS // max(w * K * n_pixel, 1))
+    # a composite's components over the pixels they reach (an emission line's few
+    # hundred, not all): the same sums without the products of exact zeros
+    compact = K > 1 and given is None
     for start in range(0, n, rows_per_chunk):
         rows = slice(start, min(start + rows_per_chunk, n))
         unique, position = np.unique(index[rows], return_inverse=True)
         position = position.reshape(index[rows].shape)
-        cols = columns(unique)                              # (K, U, P)
-        gathered = cols[:, position]                        # (K, r, w, P)
-        _evaluate_chunk(work.subset(rows), prepared, gathered, out, rows, correction)
+        chunk = work.subset(rows)
+        if compact:
+            parts = [[(begin[position], values[position]) for begin, values in pieces]
+                     for pieces in prepared.compact_columns(unique)]
+            a, b = _component_sums(parts, chunk)
+        else:
+            gathered = columns(unique)[:, position]                  # (K, r, w, P)
+            a = np.einsum("grwp,rp->rwg", gathered, chunk.qd)         # <d, T_g>
+            b = np.einsum("grwp,grwp,rp->rwg", gathered, gathered, chunk.q)
+        if K == 1:  # a single template: the model is the column itself, f keeps its sign
+            amplitude, model = ml_amplitude(a, b), gathered[0]
+        else:
+            amplitude = fit_amplitudes(a, b, prepared.lower, prepared.upper)
+            model = _component_model(parts, amplitude, n_pixel) if compact else \
+                np.einsum("grwp,rwg->rwp", gathered, amplitude)
+        _evaluate_chunk(chunk, (b, amplitude, model), out, rows, correction)
     return out
 
 
-def _evaluate_chunk(work, prepared, gathered, out, rows, correction):
-    K = gathered.shape[0]
-    a = np.einsum("grwp,rp->rwg", gathered, work.qd)         # <d, T_g>
-    b = np.einsum("grwp,grwp,rp->rwg", gathered, gathered, work.q)
+def _component_windows(x, start, width):
+    """``x[r, start[r, w]:start[r, w] + width]`` for every (r, w): (r, w, width), a copy."""
+    if width == x.shape[1]:
+        return x[:, None, :]
+    view = np.lib.stride_tricks.sliding_window_view(x, width, axis=1)
+    return view[np.arange(x.shape[0])[:, None], start]
+
+
+def _component_sums(parts, work):
+    """``<d, T_g>`` and ``<T_g, T_g>`` in the fit metric from compact columns: (r, w, K) each.
+
+    ``parts``: per component its pieces ``(start (r, w), values (r, w,
+    width))``, the column of spectrum r at slot w being ``values`` on pixels
+    ``start:start + width`` of each piece and 0 elsewhere
+    (:meth:`PreparedTemplate.compact_columns`).
+    """
+    a = np.zeros(parts[0][0][0].shape + (len(parts),))
+    b = np.zeros_like(a)
+    for g, pieces in enumerate(parts):
+        for start, values in pieces:
+            width = values.shape[-1]
+            a[..., g] += np.einsum("rwp,rwp->rw", values,
+                                   _component_windows(work.qd, start, width))
+            b[..., g] += np.einsum("rwp,rwp,rwp->rw", values, values,
+                                   _component_windows(work.q, start, width))
+    return a, b
+
+
+def _component_model(parts, amplitude, n_pixel):
+    """``sum_g A_g T_g`` on all pixels from compact columns: (r, w, n_pixel)."""
+    model = np.zeros(parts[0][0][0].shape + (n_pixel,))
+    r, w = np.indices(parts[0][0][0].shape, sparse=True)
+    for g, pieces in enumerate(parts):
+        for start, values in pieces:
+            term = amplitude[..., g, None] * values
+            if values.shape[-1] == n_pixel:
+                model += term
+                continue
+            # each (r, w) writes its own row, and the pieces of a column do not overlap
+            view = np.lib.stride_tricks.sliding_window_view(model, values.shape[-1], axis=-1,
+                                                            writeable=True)
+            view[r, w, start] += term
+    return model
+
+
+def _evaluate_chunk(work, fit, out, rows, correction):
+    """Every number of `evaluate` from the components' sums ``b = <T_g, T_g>``, their
+    fitted ``amplitude`` (r, w, K) and the ``model`` (r, w, n_pixel) of a chunk of rows."""
+    b, amplitude, model = fit
+    K = b.shape[-1]
     inside = b > 0
-    if K == 1:  # a single template: the model is the column itself, f keeps its sign
-        amplitude = ml_amplitude(a, b)
-        model = gathered[0]
-    else:
-        amplitude = fit_amplitudes(a, b, prepared.lower, prepared.upper)
-        model = np.einsum("grwp,rwg->rwp", gathered, amplitude)
     inner = np.einsum("rwp,rp->rw", model, work.qd)
     model2 = np.einsum("rwp,rwp,rp->rw", model, model, work.q)
     norm2 = np.where(work.skipped, 1.0, work.norm2)[:, None]

@@ -445,49 +445,148 @@ class ColumnGenerator:
         index = np.atleast_1d(np.asarray(index, dtype=np.int64))
         if self._fast is None:
             return self.at_redshifts(self.z[index], dtype, out=out)
-        first, stride, c = self._fast
-        terms = self.table._terms
         out = self._output(out, index.size, dtype)
-        inverse_width = 1.0 / self._widths
-
-        def columns(k, rows, active):
-            # edges of the raw (padded) pixels that the output pixels low:high spread
-            low, high = (0, self.n_pixel) if active is None else active
-            edges = slice(low, high + 2 * self.half + 1)
-            node = first[None, edges] - (k * stride)[:, None]
-            np.clip(node, 0, terms.shape[1] - 1, out=node)
-            integral = np.take(terms[2], node)
-            integral *= c[edges]
-            integral += np.take(terms[1], node)
-            integral *= c[edges]
-            integral += np.take(terms[0], node)
-            part = np.diff(integral, axis=1)
-            part *= inverse_width[low:high + 2 * self.half]
-            part *= (1.0 + self.z[k])[:, None]
-            if active is None:
-                out[rows] = self._spread(part)
-            else:
-                out[rows] = 0.0
-                out[rows, low:high] = self._spread_part(part, low, high)
+        step = self._chunk_step()
 
         def chunk(start):
             # a narrow component: its columns computed over the pixels it reaches, in
             # larger chunks (their temporaries are small); else _CHUNK columns at a time
             k = index[start:start + step]
-            active = self._active_pixels(k)
-            if active is not None and active[1] - active[0] <= self.n_pixel // 2:
-                columns(k, slice(start, start + step), active)
+            active = self._narrow_pixels(k)
+            if active is not None:
+                low, high = active
+                out[start:start + k.size] = 0.0
+                out[start:start + k.size, low:high] = self._columns_over(k, low, high)
                 return
             for first_row in range(start, start + k.size, _CHUNK):
                 rows = slice(first_row, min(first_row + _CHUNK, start + k.size))
-                columns(index[rows], rows, None)
+                out[rows] = self._columns_over(index[rows], 0, self.n_pixel)
 
-        # a narrow component's chunk: as many redshifts as move it by ~0.0064 in ln(lambda)
-        # (~36 MUSE pixels; 64 fine steps of 1e-4), at least _CHUNK
-        step = _CHUNK if self._active is None else \
-            int(np.clip(0.0064 / (stride * self.table.step), _CHUNK, 4 * _CHUNK))
         _in_threads(chunk, range(0, index.size, step))
         return out
+
+    def compact_at_indices(self, index):
+        """The float64 columns at grid indices ``index``, over the pixels they reach only.
+
+        The columns of :meth:`at_indices`, exactly, in pieces that leave out
+        the pixels where they are exactly zero. Each piece ``(start, values)``
+        holds column ``i`` on the output pixels ``start[i]:start[i] + width``
+        (``values`` of shape (len(index), width)); the pieces of a column do
+        not overlap and it is 0 outside them. A narrow component (the
+        emission lines of a composite) gets a piece per run of lines far apart
+        (:meth:`pixel_ranges`), each a few dozen pixels wide instead of the
+        thousands of the grid; a template that reaches most of the grid, or a
+        non-uniform grid, one piece of all pixels (``start`` 0).
+
+        Parameters
+        ----------
+        index : array_like of int
+            Grid indices.
+
+        Returns
+        -------
+        pieces : list of (start, values)
+            ``start`` (len(index),) of int64, ``values`` (len(index), width) of
+            float64.
+        """
+        index = np.atleast_1d(np.asarray(index, dtype=np.int64))
+        windows = None if self._runs is None or index.size == 0 else self._piece_windows(index)
+        if windows is None:
+            return [(np.zeros(index.size, np.int64), self.at_indices(index))]
+        pieces = [(start, np.empty((index.size, width))) for start, width, _ in windows]
+
+        def chunk(first):
+            rows = slice(first, first + 4 * _CHUNK)
+            for (start, width, reached), (_, values) in zip(windows, pieces):
+                values[rows] = self._windowed_columns(index[rows], start[rows], width)
+                # a run that misses the grid at a redshift: its window may overlap
+                # another's, and holds nothing of its own
+                values[rows][~reached[rows]] = 0.0
+
+        _in_threads(chunk, range(0, index.size, 4 * _CHUNK))
+        return pieces
+
+    def _piece_windows(self, index):
+        """The windows ``(start, width, reached)`` of :meth:`compact_at_indices`: one per
+        run where those that reach the grid do not overlap, else one of all runs, or None
+        where that is over half the grid (``reached``: the run reaches the grid)."""
+        def windows(bounds):
+            out = []
+            for low, high in bounds:
+                width = max(1, int(np.max(high - low)))
+                out.append((np.clip(low, 0, self.n_pixel - width), width, high > low))
+            return out
+
+        per_run = windows(self._pixel_bounds(index, run) for run in self._runs)
+        apart = all(np.all(~(reached & reached_next) | (start + width <= start_next))
+                    for number, (start, width, reached) in enumerate(per_run)
+                    for start_next, _, reached_next in per_run[number + 1:])
+        if apart and sum(width for _, width, _ in per_run) <= self.n_pixel // 2:
+            return per_run
+        whole = windows([self._pixel_bounds(index, self._active)])
+        return whole if whole[0][1] <= self.n_pixel // 2 else None
+
+    def _chunk_step(self):
+        """Columns per chunk of :meth:`at_indices`: a narrow component's as many
+        redshifts as move it by ~0.0064 in ln(lambda) (~36 MUSE pixels; 64 fine steps
+        of 1e-4), at least _CHUNK; else _CHUNK."""
+        if self._active is None:
+            return _CHUNK
+        return int(np.clip(0.0064 / (self._fast[1] * self.table.step), _CHUNK, 4 * _CHUNK))
+
+    def _narrow_pixels(self, k):
+        """The output pixels (low, high) outside which the columns at grid indices ``k``
+        are exactly zero, where they are at most half of the grid; else None."""
+        active = self._active_pixels(k)
+        if active is None or active[1] - active[0] > self.n_pixel // 2:
+            return None
+        return active
+
+    def _windowed_columns(self, k, start, width):
+        """Output pixels ``start[i]:start[i] + width`` of the float64 column at grid index
+        ``k[i]``, for each i: the arithmetic of `_columns_over` on each one's pixels."""
+        first, stride, c = self._fast
+        terms = self.table._terms
+        edges = start[:, None] + np.arange(width + 2 * self.half + 1)
+        node = first[edges] - (k * stride)[:, None]
+        np.clip(node, 0, terms.shape[1] - 1, out=node)
+        fraction = c[edges]
+        integral = np.take(terms[2], node)
+        integral *= fraction
+        integral += np.take(terms[1], node)
+        integral *= fraction
+        integral += np.take(terms[0], node)
+        part = np.diff(integral, axis=1)
+        part *= 1.0 / self._widths[edges[:, :-1]]
+        part *= (1.0 + self.z[k])[:, None]
+        if self.kernel is None:
+            return part
+        pixels = start[:, None] + np.arange(width)
+        out = np.zeros((k.size, width))
+        for tap in range(2 * self.half + 1):
+            out += self.kernel[pixels, tap] * part[:, tap:tap + width]
+        return out
+
+    def _columns_over(self, k, low, high):
+        """Output pixels ``low:high`` of the float64 columns at grid indices ``k`` (the
+        fast path): all pixels through the band product, a part through its taps."""
+        first, stride, c = self._fast
+        terms = self.table._terms
+        # edges of the raw (padded) pixels that the output pixels low:high spread
+        edges = slice(low, high + 2 * self.half + 1)
+        node = first[None, edges] - (k * stride)[:, None]
+        np.clip(node, 0, terms.shape[1] - 1, out=node)
+        integral = np.take(terms[2], node)
+        integral *= c[edges]
+        integral += np.take(terms[1], node)
+        integral *= c[edges]
+        integral += np.take(terms[0], node)
+        part = np.diff(integral, axis=1)
+        part *= 1.0 / self._widths[low:high + 2 * self.half]
+        part *= (1.0 + self.z[k])[:, None]
+        if (low, high) == (0, self.n_pixel):
+            return self._spread(part)
+        return self._spread_part(part, low, high)
 
     def at_redshifts(self, z, dtype=np.float64, out=None):
         """The columns at any redshifts ``z``, one row per redshift: (len(z), n_pixel).

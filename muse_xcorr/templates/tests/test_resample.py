@@ -137,6 +137,48 @@ def test_pixel_ranges_hold_every_non_negligible_pixel(lsf):
         assert np.all((start[on] <= centre[on]) & (centre[on] < stop[on]))
 
 
+@pytest.mark.parametrize("lsf", [None, "muse"])
+def test_compact_columns_are_the_columns_in_pieces_that_do_not_overlap(lsf):
+    """`compact_at_indices`: the columns of `at_indices`, exactly, over a piece per run of
+    lines (three lines far apart: three pieces of a few dozen pixels), 0 elsewhere; also
+    at the ends of the grid and beyond it, where a run's window may overlap another's."""
+    template = Template.from_lines(["[OII]3726", "Hbeta", "Halpha"], width=80 * u.km / u.s,
+                                   wave_range=(3000, 7500))
+    wave = datasets.muse_wavelength()
+    z = zgrid(-0.06, 1.4, 1e-4)
+    generator = generator_for(template, wave, "air", z, lsf=lsf)
+    index = np.concatenate([np.arange(0, 30), np.arange(2000, 9000, 37),
+                            z.size - 1 - np.arange(30), [4000, 4000]])
+    pieces = generator.compact_at_indices(index)
+    assert len(pieces) == 3
+    rebuilt = np.zeros((index.size, generator.n_pixel))
+    covered = np.zeros(rebuilt.shape, int)
+    for start, values in pieces:
+        assert values.shape[0] == index.size and values.shape[1] < 200
+        for row in range(index.size):
+            window = slice(start[row], start[row] + values.shape[1])
+            # where two windows overlap, all but one hold zeros (a run off the grid)
+            assert np.all((rebuilt[row, window] == 0) | (values[row] == 0))
+            rebuilt[row, window] += values[row]
+            covered[row, window] += 1
+    np.testing.assert_array_equal(rebuilt, generator.at_indices(index))
+    # against the general path (its own arithmetic): the pieces hold the whole column
+    general = generator.at_redshifts(z[index])
+    np.testing.assert_allclose(rebuilt, general, rtol=0, atol=1e-8 * np.abs(general).max())
+    assert np.all(general[covered == 0] == 0.0)
+
+
+def test_compact_columns_of_a_template_reaching_the_whole_grid_are_one_full_piece():
+    template = datasets.make_template()
+    wave = datasets.muse_wavelength()
+    z = zgrid(0.0, 3.0, 1e-4)
+    generator = generator_for(template, wave, "air", z, lsf="muse")
+    index = np.array([3, 400, 9000])
+    (start, values), = generator.compact_at_indices(index)
+    np.testing.assert_array_equal(start, 0)
+    np.testing.assert_array_equal(values, generator.at_indices(index))
+
+
 def test_columns_written_into_a_given_array_are_those_returned():
     template = datasets.make_template()
     wave = datasets.muse_wavelength()
