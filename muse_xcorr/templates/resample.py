@@ -347,14 +347,6 @@ class ColumnGenerator:
             return None
         return low, high
 
-    def _active_pixels(self, k):
-        """Output pixels (first, stop) that columns at grid indices ``k`` may make non-zero,
-        or None for all of them (see `_active_segments`)."""
-        if self._active is None:
-            return None
-        start, stop = self._pixel_bounds(np.array([k.min(), k.max()]), self._active)
-        return (int(start[0]), int(max(stop[1], start[0])))
-
     def _flat_separated_runs(self):
         """The table cells ``(low, high)`` of each run of cells where the running integral
         is not constant, separated from the next by cells of one constant C."""
@@ -452,11 +444,11 @@ class ColumnGenerator:
             # a narrow component: its columns computed over the pixels it reaches, in
             # larger chunks (their temporaries are small); else _CHUNK columns at a time
             k = index[start:start + step]
-            active = self._narrow_pixels(k)
-            if active is not None:
-                low, high = active
+            reached = self._narrow_pixels(k)
+            if reached is not None:
                 out[start:start + k.size] = 0.0
-                out[start:start + k.size, low:high] = self._columns_over(k, low, high)
+                for low, high in reached:
+                    out[start:start + k.size, low:high] = self._columns_over(k, low, high)
                 return
             for first_row in range(start, start + k.size, _CHUNK):
                 rows = slice(first_row, min(first_row + _CHUNK, start + k.size))
@@ -535,12 +527,33 @@ class ColumnGenerator:
         return int(np.clip(0.0064 / (self._fast[1] * self.table.step), _CHUNK, 4 * _CHUNK))
 
     def _narrow_pixels(self, k):
-        """The output pixels (low, high) outside which the columns at grid indices ``k``
-        are exactly zero, where they are at most half of the grid; else None."""
-        active = self._active_pixels(k)
-        if active is None or active[1] - active[0] > self.n_pixel // 2:
+        """The output pixels outside which the columns at grid indices ``k`` are exactly
+        zero, as intervals ``(low, high)`` (a run's, or those of runs that meet, merged),
+        where they are at most half of the grid together; else None.
+
+        Outside its runs (`_flat_separated_runs`) the running integral C is
+        constant, so a pixel whose both edges fall there gets exactly 0: the
+        columns of a narrow component (the emission lines of a composite) are
+        computed over the few dozen pixels of each line, and are exactly zero
+        elsewhere. None also where that does not hold exactly (see
+        `_active_segments`).
+        """
+        if self._runs is None:
             return None
-        return active
+        ends = np.array([k.min(), k.max()])
+        reached = []
+        for run in self._runs:
+            start, stop = self._pixel_bounds(ends, run)
+            low, high = int(start[0]), int(stop[1])
+            if high <= low:
+                continue
+            if reached and low <= reached[-1][1]:
+                reached[-1] = (reached[-1][0], max(reached[-1][1], high))
+            else:
+                reached.append((low, high))
+        if sum(high - low for low, high in reached) > self.n_pixel // 2:
+            return None
+        return reached
 
     def _windowed_columns(self, k, start, width):
         """Output pixels ``start[i]:start[i] + width`` of the float64 column at grid index
