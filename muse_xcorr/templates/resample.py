@@ -473,7 +473,7 @@ class ColumnGenerator:
         Parameters
         ----------
         index : array_like of int
-            Grid indices.
+            The grid indices of the columns, in any order.
 
         Returns
         -------

@@ -105,17 +105,23 @@ def test_trimmed_table_drops_only_the_negligible_wings():
     np.testing.assert_array_equal(trimmed.trimmed().values, trimmed.values)
 
 
+def _three_lines(lsf):
+    """The generator of three lines far apart on 0 < z < 1.4, and grid indices in the
+    middle and at both ends of the grid (partly beyond the data)."""
+    template = Template.from_lines(["[OII]3726", "Hbeta", "Halpha"], width=80 * u.km / u.s,
+                                   wave_range=(3000, 7500))
+    z = zgrid(-0.06, 1.4, 1e-4)
+    generator = generator_for(template, datasets.muse_wavelength(), "air", z, lsf=lsf)
+    index = np.concatenate([np.arange(0, 30), np.arange(2000, 9000, 37),
+                            z.size - 1 - np.arange(30)])
+    return generator, z, index
+
+
 @pytest.mark.parametrize("lsf", [None, "muse"])
 def test_pixel_ranges_hold_every_non_negligible_pixel(lsf):
     """Outside the ranges of its runs a column is below NEGLIGIBLE x the table's peak
     x (1 + z); three lines far apart are three runs, each range holds its line's peak."""
-    template = Template.from_lines(["[OII]3726", "Hbeta", "Halpha"], width=80 * u.km / u.s,
-                                   wave_range=(3000, 7500))
-    wave = datasets.muse_wavelength()
-    z = zgrid(-0.06, 1.4, 1e-4)
-    generator = generator_for(template, wave, "air", z, lsf=lsf)
-    index = np.concatenate([np.arange(0, 30), np.arange(2000, 9000, 37),
-                            z.size - 1 - np.arange(30)])
+    generator, z, index = _three_lines(lsf)
     ranges = generator.pixel_ranges(index)
     assert len(ranges) == 3
     columns = generator.at_indices(index)
@@ -142,13 +148,8 @@ def test_compact_columns_are_the_columns_in_pieces_that_do_not_overlap(lsf):
     """`compact_at_indices`: the columns of `at_indices`, exactly, over a piece per run of
     lines (three lines far apart: three pieces of a few dozen pixels), 0 elsewhere; also
     at the ends of the grid and beyond it, where a run's window may overlap another's."""
-    template = Template.from_lines(["[OII]3726", "Hbeta", "Halpha"], width=80 * u.km / u.s,
-                                   wave_range=(3000, 7500))
-    wave = datasets.muse_wavelength()
-    z = zgrid(-0.06, 1.4, 1e-4)
-    generator = generator_for(template, wave, "air", z, lsf=lsf)
-    index = np.concatenate([np.arange(0, 30), np.arange(2000, 9000, 37),
-                            z.size - 1 - np.arange(30), [4000, 4000]])
+    generator, z, index = _three_lines(lsf)
+    index = np.concatenate([index, [4000, 4000]])
     pieces = generator.compact_at_indices(index)
     assert len(pieces) == 3
     rebuilt = np.zeros((index.size, generator.n_pixel))
@@ -168,23 +169,24 @@ def test_compact_columns_are_the_columns_in_pieces_that_do_not_overlap(lsf):
     assert np.all(general[covered == 0] == 0.0)
 
 
-def test_compact_columns_of_a_template_reaching_the_whole_grid_are_one_full_piece():
-    template = datasets.make_template()
-    wave = datasets.muse_wavelength()
+def _galaxy_at_three_redshifts():
+    """The generator of a galaxy template (it reaches the whole grid) with the MUSE line
+    spread on 0 < z < 3, and three grid indices."""
     z = zgrid(0.0, 3.0, 1e-4)
-    generator = generator_for(template, wave, "air", z, lsf="muse")
-    index = np.array([3, 400, 9000])
+    generator = generator_for(datasets.make_template(), datasets.muse_wavelength(), "air", z,
+                              lsf="muse")
+    return generator, z, np.array([3, 400, 9000])
+
+
+def test_compact_columns_of_a_template_reaching_the_whole_grid_are_one_full_piece():
+    generator, z, index = _galaxy_at_three_redshifts()
     (start, values), = generator.compact_at_indices(index)
     np.testing.assert_array_equal(start, 0)
     np.testing.assert_array_equal(values, generator.at_indices(index))
 
 
 def test_columns_written_into_a_given_array_are_those_returned():
-    template = datasets.make_template()
-    wave = datasets.muse_wavelength()
-    z = zgrid(0.0, 3.0, 1e-4)
-    generator = generator_for(template, wave, "air", z, lsf="muse")
-    index = np.array([3, 400, 9000])
+    generator, z, index = _galaxy_at_three_redshifts()
     out = np.full((index.size, generator.n_pixel), np.nan, dtype=np.float32)
     assert generator.at_indices(index, np.float32, out=out) is out
     np.testing.assert_array_equal(out, generator.at_indices(index, np.float32))
