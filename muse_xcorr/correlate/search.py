@@ -176,12 +176,7 @@ def window_best(search_arrays, prepared, centres, half, dtype, *, reach=MAX_MOVE
         with np.errstate(divide="ignore", invalid="ignore"):
             score = np.where(b[..., 0] > 0, a[..., 0] / np.sqrt(b[..., 0]), -np.inf)
     else:
-        amplitude = fit_amplitudes(a, b, prepared.lower, prepared.upper)
-        inner = np.sum(amplitude * a, axis=-1)
-        model2 = np.sum(amplitude * amplitude * b, axis=-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            score = np.where(model2 > 0, inner / np.sqrt(model2), 0.0)
-        score = np.where(np.any(b > 0, axis=-1), score, -np.inf)
+        score = _composite_scores(a, b, prepared, has)
     score = np.where(has[..., None], score, -np.inf)
     best = np.argmax(score, axis=-1)
     index = np.take_along_axis(window, best[..., None], axis=-1)[..., 0]
@@ -193,6 +188,55 @@ def window_best(search_arrays, prepared, centres, half, dtype, *, reach=MAX_MOVE
                               half, reach)
     return (np.where(found, index, -1), np.where(has, value, -np.inf),
             np.where(found, explained, np.inf))
+
+
+def _composite_scores(a, b, prepared, has):
+    """The bounded fit's score of each window sample that can be its window's best.
+
+    The score ``sum_g A_g a_g / sqrt(sum_g A_g^2 b_g)`` of non-negative
+    amplitudes is at most ``sqrt(sum_g max(a_g, 0)^2 / b_g)`` (Cauchy-Schwarz),
+    so a sample whose bound is below the score of another of its window
+    cannot be the window's best. The sample of largest bound is fitted first;
+    then only the samples whose bound reaches its score (less a relative
+    1e-9, far above the rounding of either) are fitted, typically a third.
+    Where the others are -inf, the window's best sample and its score are
+    exactly those of fitting every sample.
+
+    Parameters
+    ----------
+    a, b : ndarray (n, s, w, K)
+        The components' sums at the window samples (finite; ``b = 0`` where
+        a component has none).
+    prepared : `~muse_xcorr.correlate.model.PreparedTemplate`
+    has : ndarray of bool (n, s)
+        The windows that exist (the others are not fitted).
+
+    Returns
+    -------
+    score : ndarray (n, s, w)
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(b > 0, np.maximum(a, 0.0) ** 2 / np.where(b > 0, b, 1.0), 0.0)
+    bound = np.sqrt(np.sum(terms, axis=-1))
+    first = np.argmax(bound, axis=-1)[..., None, None]
+    leading = _fitted_score(np.take_along_axis(a, first, axis=-2)[..., 0, :],
+                            np.take_along_axis(b, first, axis=-2)[..., 0, :], prepared)
+    reach = leading - 1e-9 * np.abs(leading)
+    fit = has[..., None] & (bound >= reach[..., None])
+    score = np.full(bound.shape, -np.inf)
+    score[fit] = _fitted_score(a[fit], b[fit], prepared)
+    return score
+
+
+def _fitted_score(a, b, prepared):
+    """``<d, m> / |m|`` of the bounded fit of sums ``a``, ``b`` (..., K); -inf where no
+    component has a sum, 0 where the fit is empty."""
+    amplitude = fit_amplitudes(a, b, prepared.lower, prepared.upper)
+    inner = np.sum(amplitude * a, axis=-1)
+    model2 = np.sum(amplitude * amplitude * b, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.where(model2 > 0, inner / np.sqrt(model2), 0.0)
+    return np.where(np.any(b > 0, axis=-1), score, -np.inf)
 
 
 def _explained_share(a, b, dtype):

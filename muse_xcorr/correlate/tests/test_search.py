@@ -189,3 +189,47 @@ def test_spectra_sharing_their_variance_share_one_weight_row_and_find_the_refere
         assert result.best_index[y, x] == k
         assert result.f_best[y, x] == pytest.approx(f[k], abs=2e-5)
         assert result.sigma_f_best[y, x] == pytest.approx(sigma_f[k], rel=1e-4)
+
+
+def test_composite_window_scores_fitted_only_where_they_can_win_keep_every_best():
+    """`window_best` fits a composite only at the window samples whose bound
+    ``sqrt(sum max(a, 0)^2 / b)`` reaches the score of the sample of largest bound:
+    every window's best sample and score are those of fitting every sample (a
+    reference written here), with strong peaks, exact ties, absent components, empty
+    windows and missing windows."""
+    from types import SimpleNamespace
+
+    from muse_xcorr.correlate.search import _composite_scores
+    from muse_xcorr.templates.composite import fit_amplitudes
+
+    rng = np.random.default_rng(3)
+    n, s, w = 40, 3, 31
+    prepared = SimpleNamespace(lower=np.array([0.2, 1.0, 0.0, 0.3]),
+                               upper=np.array([5.0, 1.0, np.inf, 10.0]))
+    a = rng.normal(0.0, 1.0, (n, s, w, 4))
+    b = rng.uniform(0.5, 2.0, (n, s, w, 4))
+    a[:10, 0, 12] += 6.0                                   # a line at one sample
+    a[10:15, 1, 20], b[10:15, 1, 20] = a[10:15, 1, 5], b[10:15, 1, 5]   # exact ties
+    a[15:20, :, :, 2] = b[15:20, :, :, 2] = 0.0            # a component off the data
+    a[20:22, 2] = b[20:22, 2] = 0.0                        # a window without sums
+    has = np.ones((n, s), bool)
+    has[30:, 2] = False                                    # no window
+    got = np.where(has[..., None], _composite_scores(a, b, prepared, has), -np.inf)
+
+    amplitude = fit_amplitudes(a, b, prepared.lower, prepared.upper)
+    inner = np.einsum("nswk,nswk->nsw", amplitude, a)
+    model2 = np.einsum("nswk,nswk,nswk->nsw", amplitude, amplitude, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.where(model2 > 0, inner / np.sqrt(model2), 0.0)
+    expected = np.where(np.any(b > 0, axis=-1) & has[..., None], expected, -np.inf)
+    best = np.argmax(expected, axis=-1)
+    np.testing.assert_array_equal(np.argmax(got, axis=-1), best)
+    np.testing.assert_allclose(np.take_along_axis(got, best[..., None], -1),
+                               np.take_along_axis(expected, best[..., None], -1),
+                               rtol=1e-14, atol=0)
+    # no sample scores above its window's best, and most are never fitted
+    top = np.max(expected, axis=-1)
+    live = np.isfinite(top)
+    assert np.all(got[live] <= (top[live] + 1e-12 * np.abs(top[live]))[:, None])
+    assert np.all(got[~live] == -np.inf)
+    assert np.mean(np.isfinite(got[has])) < 0.7
