@@ -49,6 +49,9 @@ _CHUNK = 16
 NEGLIGIBLE = 1e-12
 #: Threads that generate columns (NumPy releases the GIL in the work of a chunk).
 THREADS = min(os.cpu_count() or 1, 8)
+#: Values of a narrow component's pieces computed per thread by
+#: `ColumnGenerator.compact_at_indices` (a call of a few hundred columns runs as one).
+_PIECE_VALUES = 65536
 
 
 def _pixel_edges(centres):
@@ -486,16 +489,18 @@ class ColumnGenerator:
         if windows is None:
             return [(np.zeros(index.size, np.int64), self.at_indices(index))]
         pieces = [(start, np.empty((index.size, width))) for start, width, _ in windows]
+        # columns per thread: ~_PIECE_VALUES values of the pieces (small calls in one)
+        step = max(4 * _CHUNK, _PIECE_VALUES // sum(width for _, width, _ in windows))
 
         def chunk(first):
-            rows = slice(first, first + 4 * _CHUNK)
+            rows = slice(first, first + step)
             for (start, width, reached), (_, values) in zip(windows, pieces):
                 values[rows] = self._windowed_columns(index[rows], start[rows], width)
                 # a run that misses the grid at a redshift: its window may overlap
                 # another's, and holds nothing of its own
                 values[rows][~reached[rows]] = 0.0
 
-        _in_threads(chunk, range(0, index.size, 4 * _CHUNK))
+        _in_threads(chunk, range(0, index.size, step))
         return pieces
 
     def _piece_windows(self, index):
@@ -574,10 +579,10 @@ class ColumnGenerator:
         part *= (1.0 + self.z[k])[:, None]
         if self.kernel is None:
             return part
-        pixels = start[:, None] + np.arange(width)
+        kernel = self.kernel[start[:, None] + np.arange(width)]    # (len(k), width, taps)
         out = np.zeros((k.size, width))
         for tap in range(2 * self.half + 1):
-            out += self.kernel[pixels, tap] * part[:, tap:tap + width]
+            out += kernel[..., tap] * part[:, tap:tap + width]
         return out
 
     def _columns_over(self, k, low, high):
@@ -652,15 +657,29 @@ def _in_threads(function, starts):
     """``function(start)`` for every start, on up to :data:`THREADS` threads.
 
     NumPy releases the GIL in the gathers and arithmetic of a chunk, so the
-    chunks run in parallel; each writes its own rows of the output.
+    chunks run in parallel; each writes its own rows of the output. The
+    threads are those of one pool kept for the process (:func:`_pool`):
+    starting threads for every call was most of the time of the small calls
+    of the search (a composite's few hundred narrow columns).
     """
     starts = list(starts)
     if THREADS > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(min(THREADS, len(starts))) as pool:
-            list(pool.map(function, starts))
+        list(_pool().map(function, starts))
     else:
         for start in starts:
             function(start)
+
+
+_POOL = {}
+
+
+def _pool():
+    """The process's pool of :data:`THREADS` threads (a new one after a fork: a child
+    process does not inherit its parent's threads)."""
+    pid = os.getpid()
+    if _POOL.get("pid") != pid:
+        _POOL.update(pid=pid, pool=ThreadPoolExecutor(THREADS, thread_name_prefix="muse_xcorr"))
+    return _POOL["pool"]
 
 
 def _band_matrix(kernel):

@@ -1,4 +1,6 @@
 """Template columns from the log table against the exact bin average of the template."""
+import os
+
 import numpy as np
 import pytest
 import astropy.units as u
@@ -240,3 +242,30 @@ def test_padded_edges_extend_the_grid():
     edges = observed_vacuum_edges(wave, "vacuum", pad=3)
     assert edges.size == 10 + 1 + 6
     np.testing.assert_allclose(np.diff(edges), 1.25, rtol=1e-12)
+
+
+def _columns_into(queue, generator, index):
+    queue.put(generator.at_indices(index))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_process_generates_columns_after_its_parent_did():
+    """The column threads are one pool per process: a child forked after the parent used
+    its pool (dask's process workers, multiprocessing) gets its own, not the parent's
+    dead threads (which would hang it)."""
+    import multiprocessing
+
+    generator, _, _ = _galaxy_at_three_redshifts()
+    index = np.arange(0, 400)
+    expected = generator.at_indices(index)    # the parent's pool, THREADS > 1 on 2 cores
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_columns_into, args=(queue, generator, index))
+    child.start()
+    try:
+        got = queue.get(timeout=120)
+    finally:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.terminate()
+    np.testing.assert_array_equal(got, expected)
