@@ -357,14 +357,17 @@ class ColumnGenerator:
         low, high = self._active
         steep = low + np.flatnonzero((terms[1][low:high + 1] != 0) |
                                      (terms[2][low:high + 1] != 0))
-        runs, start = [], int(steep[0])
-        for end, following in zip(steep[:-1], steep[1:]):
-            gap = terms[0][end + 1:following + 1]
-            if following > end + 1 and np.all(gap == gap[0]):
-                runs.append((start, int(end)))
-                start = int(following)
-        runs.append((start, int(steep[-1])))
-        return runs
+        # changes[j]: how many of the neighbouring pairs (i, i + 1), i < j, differ in C
+        level = terms[0]
+        changes = np.concatenate([[0], np.cumsum(level[1:] != level[:-1])])
+        end, following = steep[:-1], steep[1:]
+        # a split where the cells end + 1 .. following (up to the next steep one's start)
+        # all share one C
+        split = np.flatnonzero((following > end + 1) &
+                               (changes[following] == changes[np.minimum(end + 1, following)]))
+        starts = np.concatenate([steep[:1], following[split]])
+        stops = np.concatenate([end[split], steep[-1:]])
+        return [(int(a), int(b)) for a, b in zip(starts, stops)]
 
     def pixel_ranges(self, index):
         """The output pixels outside which each column is exactly zero, run by run.

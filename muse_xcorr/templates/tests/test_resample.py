@@ -269,3 +269,20 @@ def test_a_forked_process_generates_columns_after_its_parent_did():
         if child.is_alive():
             child.terminate()
     np.testing.assert_array_equal(got, expected)
+
+
+def test_a_run_per_group_of_lines_apart_and_one_for_lines_that_touch():
+    """`pixel_ranges` has one run per group of non-zero table nodes that two or more zero
+    nodes separate (counted here on the trimmed table's values): the [OII] doublet and
+    [OIII]4959,5007 at 300 km/s touch, Hbeta stands alone."""
+    names = ["[OII]3726", "[OII]3729", "Hbeta", "[OIII]4959", "[OIII]5007", "Halpha"]
+    for width in (60, 300):
+        template = Template.from_lines(names, width=width * u.km / u.s,
+                                       wave_range=(3000, 7500))
+        z = zgrid(0.0, 0.4, 1e-4)
+        generator = generator_for(template, datasets.muse_wavelength(), "air", z)
+        nonzero = np.flatnonzero(generator.table.values != 0)
+        groups = 1 + int(np.count_nonzero(np.diff(nonzero) > 2))
+        ranges = generator.pixel_ranges(np.array([0, 2000]))
+        assert len(ranges) == groups
+        assert groups == (5 if width == 60 else 4)
