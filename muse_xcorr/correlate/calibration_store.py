@@ -24,9 +24,11 @@ __all__ = ["store_directory", "calibration_key", "load_null", "save_null",
            "SETTINGS_WITHOUT_EFFECT"]
 
 #: Correlator attributes that do not change the null statistic (left out of the key).
+#: The statistic takes the best candidate only, so the length of the candidate list
+#: and the exclusion between its entries are among them.
 SETTINGS_WITHOUT_EFFECT = ("batch_size", "keep_ccf", "max_fap", "ambiguity_threshold",
                            "ambiguity_tolerance", "min_coverage", "noise_correlation",
-                           "_prepared", "_calibrations")
+                           "n_candidates", "exclusion", "_prepared", "_calibrations")
 
 
 def store_directory():

@@ -1,6 +1,7 @@
 """The detection significance: its null model, its calibration on noise, featureless data."""
 import numpy as np
 import pytest
+from astropy import units as u
 from astropy.nddata import VarianceUncertainty
 from scipy import stats
 
@@ -120,6 +121,24 @@ def test_spectra_of_one_format_share_a_calibration_and_other_masks_do_not():
     holed = type(b)(b.spectral_axis, flux * b.flux.unit, b.uncertainty, medium=b.medium)
     other = correlator.detection_calibration(holed, [0.30])
     assert other is not first and correlator.detection_calibration(a, [0.30]) is first
+
+
+@pytest.mark.parametrize("search", ["full", "coarse-to-fine"])
+def test_the_calibration_takes_the_best_candidate_whatever_the_list_keeps(search, monkeypatch):
+    """The null statistic is the best candidate's: a list of one candidate without
+    exclusion gives the same null sample, value for value, as the default list of five
+    1000 km/s apart (two templates, so the best is ranked across templates; the store is
+    off, so both are computed)."""
+    monkeypatch.setenv("MUSE_XCORR_CACHE", "0")
+    templates = [datasets.make_template("starforming"), datasets.make_template("passive")]
+    spectrum, _ = datasets.make_spectrum(templates[0], z=0.35, snr=10, seed=1)
+    z = zgrid(0.3, 0.45, 2e-4)
+    default = Correlator(templates, z, search=search).detection_calibration(
+        spectrum, [0.3], n=48)
+    short = Correlator(templates, z, search=search, n_candidates=1,
+                       exclusion=0 * u.km / u.s).detection_calibration(spectrum, [0.3], n=48)
+    assert np.all(np.isfinite(default.null)) and np.ptp(default.null) > 0
+    np.testing.assert_array_equal(short.null, default.null)
 
 
 class _CountingCube(MuseCube):
